@@ -1,0 +1,200 @@
+//! The one error type of the amlguard core.
+//!
+//! Every variant says what went wrong in terms a user can act on and names the column, field,
+//! key or path involved. No variant ever carries key material or data values: messages are built
+//! from names and schema facts only. Authentication failures are a single opaque
+//! [`Error::Decryption`] that says nothing about where or why a check failed.
+
+use std::path::PathBuf;
+
+/// Result alias used across the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in amlguard.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The policy document is malformed or one of its parameters is invalid.
+    #[error("invalid policy{}: {message}", location(.column, .field))]
+    Policy {
+        /// Column the problem belongs to, when it belongs to one.
+        column: Option<String>,
+        /// Parameter (field) of the column's rule, when one is at fault.
+        field: Option<String>,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// The policy or a call names a column that the data does not have.
+    #[error("column '{column}' is not in the data (columns: {available})")]
+    ColumnNotFound {
+        /// The missing column.
+        column: String,
+        /// The columns the data does have, comma separated.
+        available: String,
+    },
+
+    /// An operator cannot be applied to a column of this Arrow type.
+    #[error("column '{column}': operator '{op}' does not support type {data_type}; {hint}")]
+    ColumnType {
+        /// The column.
+        column: String,
+        /// The operator.
+        op: String,
+        /// The column's Arrow data type, as text.
+        data_type: String,
+        /// What to do instead.
+        hint: String,
+    },
+
+    /// The data has a column that a `default: deny` policy does not mention.
+    #[error("column '{column}' is not covered by the policy and its default is 'deny'; add a rule for it (e.g. {{\"op\": \"keep\"}})")]
+    ColumnDenied {
+        /// The column.
+        column: String,
+    },
+
+    /// A named key does not exist in the key provider.
+    #[error("key '{name}' does not exist in {provider}; create it first (e.g. LocalKeyring.ensure_key('{name}'))")]
+    KeyNotFound {
+        /// Key name.
+        name: String,
+        /// Where it was looked for (never secret).
+        provider: String,
+    },
+
+    /// The keyring cannot be used (bad name, bad file, unsafe permissions).
+    #[error("keyring error: {message}")]
+    Keyring {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// Input data is not what it claims to be (invalid UTF-8, bad CSV row, unreadable Parquet,
+    /// a value an operator cannot take).
+    #[error("invalid data{}: {message}", column_suffix(.column))]
+    InvalidData {
+        /// Column involved, if any.
+        column: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// Authentication failed: wrong key, wrong context or tampered data. Deliberately says nothing more.
+    #[error("decryption failed: the data was tampered with, or the key or context is wrong")]
+    Decryption,
+
+    /// A file-system operation failed.
+    #[error("{action} '{}': {source}", .path.display())]
+    Io {
+        /// What was being done ("reading", "writing", ...).
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The caller asked for the work to stop (Ctrl-C in Python).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+fn location(column: &Option<String>, field: &Option<String>) -> String {
+    match (column, field) {
+        (Some(c), Some(f)) => format!(" (column '{c}', field '{f}')"),
+        (Some(c), None) => format!(" (column '{c}')"),
+        (None, Some(f)) => format!(" (field '{f}')"),
+        (None, None) => String::new(),
+    }
+}
+
+fn column_suffix(column: &Option<String>) -> String {
+    column
+        .as_ref()
+        .map(|c| format!(" in column '{c}'"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    /// A policy error that belongs to no particular column.
+    pub fn policy(message: impl Into<String>) -> Self {
+        Error::Policy {
+            column: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// A policy error about one parameter of one column's rule.
+    pub fn policy_field(column: &str, field: &str, message: impl Into<String>) -> Self {
+        Error::Policy {
+            column: Some(column.to_owned()),
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    /// Invalid data in a named column.
+    pub fn invalid_data(column: Option<&str>, message: impl Into<String>) -> Self {
+        Error::InvalidData {
+            column: column.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// An I/O error with the path it happened on.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Attach a column name to a column-less data error.
+    pub(crate) fn in_column(self, name: &str) -> Self {
+        match self {
+            Error::InvalidData {
+                column: None,
+                message,
+            } => Error::InvalidData {
+                column: Some(name.to_owned()),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+impl From<arrow_schema::ArrowError> for Error {
+    fn from(err: arrow_schema::ArrowError) -> Self {
+        match err {
+            arrow_schema::ArrowError::ExternalError(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => Error::invalid_data(None, other.to_string()),
+            },
+            arrow_schema::ArrowError::IoError(msg, source) => Error::Io {
+                action: "reading or writing",
+                path: PathBuf::from(msg),
+                source,
+            },
+            other => Error::invalid_data(None, other.to_string()),
+        }
+    }
+}
+
+impl From<parquet::errors::ParquetError> for Error {
+    fn from(err: parquet::errors::ParquetError) -> Self {
+        match err {
+            parquet::errors::ParquetError::External(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => Error::invalid_data(None, format!("parquet: {other}")),
+            },
+            parquet::errors::ParquetError::ArrowError(msg) => {
+                Error::invalid_data(None, format!("parquet: {msg}"))
+            }
+            other => Error::invalid_data(None, format!("parquet: {other}")),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! amlguard: secure handling of ML data.
+//!
+//! - [`policy`]: declarative masking policies compiled into [`mask`] operators and applied to
+//!   Arrow record batches in parallel;
+//! - [`keys`]: key material and the local keyring;
+//! - [`io`]: masking Parquet and CSV files in bounded memory with atomic writes;
+//! - [`datasets`]: deterministic synthetic PII for demos, tests and benchmarks.
+//!
+//! The Python bindings live in `python` behind the `python` feature; the core never needs them.
+
+#![deny(missing_docs)]
+
+pub mod datasets;
+pub mod error;
+pub mod io;
+pub mod keys;
+pub mod mask;
+pub mod parallel;
+pub mod policy;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};

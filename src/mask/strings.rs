@@ -1,0 +1,221 @@
+//! Shared machinery for operators over Arrow string columns.
+//!
+//! [`map_strings`] walks a Utf8, LargeUtf8 or Utf8View array, hands each non-null value to a
+//! closure that appends the replacement to an output buffer, and builds an array of the same
+//! string type with the same null positions. Output for Utf8/LargeUtf8 is written straight into
+//! one values buffer (no per-value allocation).
+
+use std::sync::Arc;
+
+use arrow_array::builder::StringViewBuilder;
+use arrow_array::{
+    Array, ArrayRef, GenericStringArray, LargeStringArray, OffsetSizeTrait, StringArray,
+    StringViewArray,
+};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::DataType;
+
+use crate::error::{Error, Result};
+
+/// True for the three Arrow string types.
+pub(crate) fn is_string_type(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// Fail with a typed error if a string array holds bytes that are not valid UTF-8. Arrays that
+/// arrive over the C data interface are not validated by the importer, so every operator that
+/// reads string values checks them first.
+pub(crate) fn validate_utf8(array: &dyn Array) -> Result<()> {
+    array.to_data().validate_full().map_err(|err| {
+        Error::invalid_data(
+            None,
+            format!("string column holds invalid UTF-8 or malformed offsets ({err}); decode or cast it to valid UTF-8 first"),
+        )
+    })
+}
+
+/// Apply `transform` to every non-null value, appending its output; nulls stay null.
+/// `transform` gets the value's row index within `array`, the value and the output buffer.
+pub(crate) fn map_strings<F>(array: &dyn Array, transform: F) -> Result<ArrayRef>
+where
+    F: FnMut(usize, &str, &mut String) -> Result<()>,
+{
+    validate_utf8(array)?;
+    match array.data_type() {
+        DataType::Utf8 => map_generic::<i32, F>(downcast::<StringArray>(array)?, transform),
+        DataType::LargeUtf8 => {
+            map_generic::<i64, F>(downcast::<LargeStringArray>(array)?, transform)
+        }
+        DataType::Utf8View => map_view(downcast::<StringViewArray>(array)?, transform),
+        other => Err(Error::invalid_data(
+            None,
+            format!("expected a string column, found {other}"),
+        )),
+    }
+}
+
+/// Apply `transform` to every non-null value of a string array and produce a Utf8 array
+/// (used where the output type is always Utf8, e.g. labels).
+pub(crate) fn for_each_string<F>(array: &dyn Array, mut visit: F) -> Result<()>
+where
+    F: FnMut(usize, Option<&str>) -> Result<()>,
+{
+    validate_utf8(array)?;
+    match array.data_type() {
+        DataType::Utf8 => {
+            let a = downcast::<StringArray>(array)?;
+            (0..a.len()).try_for_each(|i| visit(i, a.is_valid(i).then(|| a.value(i))))
+        }
+        DataType::LargeUtf8 => {
+            let a = downcast::<LargeStringArray>(array)?;
+            (0..a.len()).try_for_each(|i| visit(i, a.is_valid(i).then(|| a.value(i))))
+        }
+        DataType::Utf8View => {
+            let a = downcast::<StringViewArray>(array)?;
+            (0..a.len()).try_for_each(|i| visit(i, a.is_valid(i).then(|| a.value(i))))
+        }
+        other => Err(Error::invalid_data(
+            None,
+            format!("expected a string column, found {other}"),
+        )),
+    }
+}
+
+pub(crate) fn downcast<T: 'static>(array: &dyn Array) -> Result<&T> {
+    array.as_any().downcast_ref::<T>().ok_or_else(|| {
+        Error::invalid_data(
+            None,
+            format!("unexpected array layout for type {}", array.data_type()),
+        )
+    })
+}
+
+fn map_generic<O, F>(array: &GenericStringArray<O>, mut transform: F) -> Result<ArrayRef>
+where
+    O: OffsetSizeTrait,
+    F: FnMut(usize, &str, &mut String) -> Result<()>,
+{
+    let mut values = String::with_capacity(array.value_data().len());
+    let mut offsets: Vec<O> = Vec::with_capacity(array.len() + 1);
+    offsets.push(O::usize_as(0));
+    for row in 0..array.len() {
+        if array.is_valid(row) {
+            transform(row, array.value(row), &mut values)?;
+        }
+        let end = O::from_usize(values.len()).ok_or_else(|| {
+            Error::invalid_data(
+                None,
+                "masked column outgrew its offset type; use a LargeUtf8 column",
+            )
+        })?;
+        offsets.push(end);
+    }
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    let values = Buffer::from_vec(values.into_bytes());
+    let out = GenericStringArray::<O>::try_new(offsets, values, array.nulls().cloned())?;
+    Ok(Arc::new(out))
+}
+
+fn map_view<F>(array: &StringViewArray, mut transform: F) -> Result<ArrayRef>
+where
+    F: FnMut(usize, &str, &mut String) -> Result<()>,
+{
+    let mut builder = StringViewBuilder::with_capacity(array.len());
+    let mut scratch = String::new();
+    for row in 0..array.len() {
+        if array.is_valid(row) {
+            scratch.clear();
+            transform(row, array.value(row), &mut scratch)?;
+            builder.append_value(&scratch);
+        } else {
+            builder.append_null();
+        }
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+/// Build a Utf8 array of `len` rows from optional values produced by `value_at`.
+pub(crate) fn build_utf8<F>(len: usize, mut value_at: F) -> Result<ArrayRef>
+where
+    F: FnMut(usize, &mut String) -> Result<bool>,
+{
+    let mut values = String::new();
+    let mut offsets: Vec<i32> = Vec::with_capacity(len + 1);
+    let mut validity = arrow_buffer::BooleanBufferBuilder::new(len);
+    offsets.push(0);
+    for row in 0..len {
+        let present = value_at(row, &mut values)?;
+        validity.append(present);
+        let end = i32::try_from(values.len()).map_err(|_| {
+            Error::invalid_data(None, "output column exceeds 2 GiB of text in one chunk")
+        })?;
+        offsets.push(end);
+    }
+    let nulls = arrow_buffer::NullBuffer::new(validity.finish());
+    let nulls = (nulls.null_count() > 0).then_some(nulls);
+    let out = StringArray::try_new(
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        Buffer::from_vec(values.into_bytes()),
+        nulls,
+    )?;
+    Ok(Arc::new(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::builder::StringBuilder;
+
+    #[test]
+    fn keeps_type_and_nulls_for_every_string_type() {
+        let input = StringArray::from(vec![Some("ab"), None, Some("")]);
+        let arrays: Vec<ArrayRef> = vec![
+            Arc::new(input.clone()),
+            arrow_cast::cast(&input, &DataType::LargeUtf8).unwrap(),
+            arrow_cast::cast(&input, &DataType::Utf8View).unwrap(),
+        ];
+        for array in arrays {
+            let out = map_strings(array.as_ref(), |_, v, buf| {
+                buf.push_str(&v.to_uppercase());
+                buf.push('!');
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(out.data_type(), array.data_type());
+            let out = arrow_cast::cast(&out, &DataType::Utf8).unwrap();
+            let out = out.as_any().downcast_ref::<StringArray>().unwrap();
+            assert_eq!(out.value(0), "AB!");
+            assert!(out.is_null(1));
+            assert_eq!(out.value(2), "!");
+        }
+    }
+
+    #[test]
+    fn sliced_arrays_are_mapped_from_their_offset() {
+        let mut builder = StringBuilder::new();
+        for v in ["a", "b", "c", "d"] {
+            builder.append_value(v);
+        }
+        let array = builder.finish().slice(1, 2);
+        let out = map_strings(&array, |_, v, buf| {
+            buf.push_str(v);
+            Ok(())
+        })
+        .unwrap();
+        let out = out.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(out.iter().collect::<Vec<_>>(), vec![Some("b"), Some("c")]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_typed_error() {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(vec![0i32, 2]));
+        let values = Buffer::from_vec(vec![0xffu8, 0xfe]);
+        // SAFETY: deliberately builds an invalid array to check that it is refused.
+        let bad = unsafe { StringArray::new_unchecked(offsets, values, None) };
+        let err = map_strings(&bad, |_, _, _| Ok(())).unwrap_err();
+        assert!(matches!(err, Error::InvalidData { .. }), "{err}");
+    }
+}
