@@ -26,20 +26,87 @@ use crate::error::Result;
 pub const BLOCK_ROWS: usize = 64 * 1024;
 
 const FIRST_NAMES: &[&str] = &[
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
-    "Charles", "Karen", "Amelia", "Oliver", "Hannah", "Lukas", "Chloé", "Léa", "Jürgen", "Zoë",
-    "Aarav", "Priya", "Wei", "Mei", "Carlos", "Sofía", "Mateo", "Fatima", "Omar", "Ingrid",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Amelia",
+    "Oliver",
+    "Hannah",
+    "Lukas",
+    "Chloé",
+    "Léa",
+    "Jürgen",
+    "Zoë",
+    "Aarav",
+    "Priya",
+    "Wei",
+    "Mei",
+    "Carlos",
+    "Sofía",
+    "Mateo",
+    "Fatima",
+    "Omar",
+    "Ingrid",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Taylor", "Moore", "Jackson", "Martin",
-    "Müller", "Schmidt", "Dubois", "Lefèvre", "Sharma", "Patel", "Wang", "Li", "Nakamura",
-    "Kowalski", "O'Brien", "Nguyen", "Rossi", "Andersson",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Wilson",
+    "Anderson",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Müller",
+    "Schmidt",
+    "Dubois",
+    "Lefèvre",
+    "Sharma",
+    "Patel",
+    "Wang",
+    "Li",
+    "Nakamura",
+    "Kowalski",
+    "O'Brien",
+    "Nguyen",
+    "Rossi",
+    "Andersson",
 ];
 const EMAIL_DOMAINS: &[&str] = &[
-    "example.com", "example.org", "mail.example.net", "contoso.com", "fabrikam.co.uk",
-    "northwind.de", "adatum.fr",
+    "example.com",
+    "example.org",
+    "mail.example.net",
+    "contoso.com",
+    "fabrikam.co.uk",
+    "northwind.de",
+    "adatum.fr",
 ];
 
 /// Schema of the synthetic table.
@@ -164,7 +231,11 @@ fn card_number(rng: &mut Rng, out: &mut String) {
         1 => Some(' '),
         _ => Some('-'),
     };
-    let groups: &[usize] = if length == 15 { &[4, 6, 5] } else { &[4, 4, 4, 4] };
+    let groups: &[usize] = if length == 15 {
+        &[4, 6, 5]
+    } else {
+        &[4, 4, 4, 4]
+    };
     let mut position = 0;
     for (i, group) in groups.iter().enumerate() {
         if i > 0 {
@@ -216,13 +287,28 @@ fn ssn(rng: &mut Rng, out: &mut String) {
             break area;
         }
     };
-    let _ = write!(out, "{area:03}-{:02}-{:04}", rng.range(1, 99), rng.range(1, 9999));
+    let _ = write!(
+        out,
+        "{area:03}-{:02}-{:04}",
+        rng.range(1, 99),
+        rng.range(1, 9999)
+    );
 }
 
 fn phone(rng: &mut Rng, out: &mut String) {
     let _ = match rng.below(6) {
-        0 => write!(out, "+1 {}-555-{:04}", rng.range(201, 989), rng.below(10_000)),
-        1 => write!(out, "({}) 555-{:04}", rng.range(201, 989), rng.below(10_000)),
+        0 => write!(
+            out,
+            "+1 {}-555-{:04}",
+            rng.range(201, 989),
+            rng.below(10_000)
+        ),
+        1 => write!(
+            out,
+            "({}) 555-{:04}",
+            rng.range(201, 989),
+            rng.below(10_000)
+        ),
         2 => write!(out, "+44 20 7946 {:04}", rng.below(10_000)),
         3 => write!(out, "+49 30 {:08}", rng.below(100_000_000)),
         4 => write!(
@@ -233,7 +319,12 @@ fn phone(rng: &mut Rng, out: &mut String) {
             rng.below(100),
             rng.below(100)
         ),
-        _ => write!(out, "+91 9{:04} {:05}", rng.below(10_000), rng.below(100_000)),
+        _ => write!(
+            out,
+            "+91 9{:04} {:05}",
+            rng.below(10_000),
+            rng.below(100_000)
+        ),
     };
 }
 
@@ -390,9 +481,15 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.iter().map(|b| b.num_rows()).sum::<usize>(), 70_000);
         assert_ne!(a[0].slice(0, 1000), c[0]);
-        let cards = a[0].column_by_name("card_number").unwrap().as_string::<i32>();
+        let cards = a[0]
+            .column_by_name("card_number")
+            .unwrap()
+            .as_string::<i32>();
         assert!(cards.iter().take(2000).all(|c| luhn_valid(c.unwrap())));
         let ssns = a[0].column_by_name("ssn").unwrap().as_string::<i32>();
-        assert!(ssns.iter().take(2000).all(|s| !s.unwrap().starts_with("666")));
+        assert!(ssns
+            .iter()
+            .take(2000)
+            .all(|s| !s.unwrap().starts_with("666")));
     }
 }

@@ -112,7 +112,11 @@ mod tests {
         assert!(!target.exists());
         drop(file);
         assert!(!target.exists());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temp file removed");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "temp file removed"
+        );
         let mut file = AtomicFile::create(&target).unwrap();
         file.file_mut().write_all(b"done").unwrap();
         assert_eq!(file.commit().unwrap(), 4);

@@ -123,10 +123,26 @@ pub fn mask_file(
             .map_err(|e| Error::io("creating directory", destination, e))?;
         for input in inputs {
             let relative = input.strip_prefix(source).unwrap_or(&input);
-            mask_one(&input, &destination.join(relative), policy, keys, options, control, &mut report)?;
+            mask_one(
+                &input,
+                &destination.join(relative),
+                policy,
+                keys,
+                options,
+                control,
+                &mut report,
+            )?;
         }
     } else {
-        mask_one(source, destination, policy, keys, options, control, &mut report)?;
+        mask_one(
+            source,
+            destination,
+            policy,
+            keys,
+            options,
+            control,
+            &mut report,
+        )?;
     }
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -135,7 +151,9 @@ pub fn mask_file(
 fn dataset_files(directory: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(directory).map_err(|e| Error::io("listing", directory, e))? {
-        let path = entry.map_err(|e| Error::io("listing", directory, e))?.path();
+        let path = entry
+            .map_err(|e| Error::io("listing", directory, e))?
+            .path();
         let hidden = path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(['.', '_']));
@@ -177,7 +195,8 @@ fn mask_one(
             let compiled = policy.compile(Arc::clone(metadata.schema()), keys)?;
             let file_metadata = metadata.metadata();
             control.set_rows_total(
-                control.rows_total() + u64::try_from(file_metadata.file_metadata().num_rows()).unwrap_or(0),
+                control.rows_total()
+                    + u64::try_from(file_metadata.file_metadata().num_rows()).unwrap_or(0),
             );
             let row_groups = file_metadata.num_row_groups();
             let largest_row_group = (0..row_groups)
@@ -189,11 +208,19 @@ fn mask_one(
             let compression = (row_groups > 0 && file_metadata.row_group(0).num_columns() > 0)
                 .then(|| file_metadata.row_group(0).column(0).compression())
                 .unwrap_or(Compression::SNAPPY);
-            let mut sink = Sink::open(output_format, output.file_mut(), &compiled, compression, largest_row_group)?;
+            let mut sink = Sink::open(
+                output_format,
+                output.file_mut(),
+                &compiled,
+                compression,
+                largest_row_group,
+            )?;
             let mut rows = 0u64;
             for row_group in 0..row_groups {
                 let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                    input.try_clone().map_err(|e| Error::io("reading", source, e))?,
+                    input
+                        .try_clone()
+                        .map_err(|e| Error::io("reading", source, e))?,
                     metadata.clone(),
                 )
                 .with_row_groups(vec![row_group])
@@ -219,7 +246,13 @@ fn mask_one(
                 .with_format(format)
                 .with_batch_size(options.batch_rows)
                 .build(input)?;
-            let mut sink = Sink::open(output_format, output.file_mut(), &compiled, Compression::SNAPPY, 1024 * 1024)?;
+            let mut sink = Sink::open(
+                output_format,
+                output.file_mut(),
+                &compiled,
+                Compression::SNAPPY,
+                1024 * 1024,
+            )?;
             let mut rows = 0u64;
             for batch in reader {
                 let batch = batch.map_err(|e| Error::from(e).in_csv(source))?;
@@ -262,7 +295,10 @@ fn text_for_string_rules(inferred: &Schema, policy: &Policy) -> SchemaRef {
                         | Rule::Tokenize { .. }
                         | Rule::Detokenize { .. }
                         | Rule::Fpe { .. }
-                        | Rule::Generalize { prefix: Some(_), .. }
+                        | Rule::Generalize {
+                            prefix: Some(_),
+                            ..
+                        }
                 )
             );
             if wants_text {
@@ -315,7 +351,11 @@ impl<'a> Sink<'a> {
                     Some(properties),
                 )?)
             }
-            FileFormat::Csv => Sink::Csv(arrow_csv::WriterBuilder::new().with_header(true).build(file)),
+            FileFormat::Csv => Sink::Csv(
+                arrow_csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(file),
+            ),
         })
     }
 

@@ -102,6 +102,12 @@ impl LocalKeyring {
         Ok(Self { root })
     }
 
+    /// A handle to `root` that does not create anything; reading a key from it fails with
+    /// `KeyNotFound` unless the keyring exists. Used where no rule needs a key.
+    pub fn unopened(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
     /// Open the keyring at [`LocalKeyring::default_path`].
     pub fn open_default() -> Result<Self> {
         Self::open(Self::default_path()?)
@@ -285,7 +291,11 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        match fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
             Ok(()) => Ok(()),
             Err(e) => Err(Error::io("creating keyring directory", dir, e)),
         }
@@ -346,7 +356,10 @@ mod tests {
         let keyring = LocalKeyring::open(dir.path()).unwrap();
         keyring.ensure_key("k").unwrap();
         let path = keyring.version_path("k", 1);
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(keyring.key("k"), Err(Error::Keyring { .. })));
     }
@@ -355,9 +368,18 @@ mod tests {
     fn bad_names_missing_keys_and_damaged_files_are_typed_errors() {
         let dir = tempfile::tempdir().unwrap();
         let keyring = LocalKeyring::open(dir.path()).unwrap();
-        assert!(matches!(keyring.ensure_key("../x"), Err(Error::Keyring { .. })));
-        assert!(matches!(keyring.key("nope"), Err(Error::KeyNotFound { .. })));
-        assert!(matches!(keyring.key_by_reference("a@0"), Err(Error::Keyring { .. })));
+        assert!(matches!(
+            keyring.ensure_key("../x"),
+            Err(Error::Keyring { .. })
+        ));
+        assert!(matches!(
+            keyring.key("nope"),
+            Err(Error::KeyNotFound { .. })
+        ));
+        assert!(matches!(
+            keyring.key_by_reference("a@0"),
+            Err(Error::Keyring { .. })
+        ));
         keyring.ensure_key("short").unwrap();
         fs::write(keyring.version_path("short", 1), b"abc").unwrap();
         assert!(matches!(keyring.key("short"), Err(Error::Keyring { .. })));

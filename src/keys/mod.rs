@@ -16,8 +16,8 @@
 
 mod keyring;
 
-pub use keyring::{KeyId, LocalKeyring};
 pub(crate) use keyring::parse_key_reference;
+pub use keyring::{KeyId, LocalKeyring};
 
 use hkdf::Hkdf;
 use sha2::Sha256;

@@ -219,8 +219,18 @@ mod tests {
         let batch = RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(StringArray::from(vec![Some("p1"), Some("p1"), None, Some("p2")])),
-                Arc::new(Date32Array::from(vec![Some(100), Some(110), Some(120), None])),
+                Arc::new(StringArray::from(vec![
+                    Some("p1"),
+                    Some("p1"),
+                    None,
+                    Some("p2"),
+                ])),
+                Arc::new(Date32Array::from(vec![
+                    Some(100),
+                    Some(110),
+                    Some(120),
+                    None,
+                ])),
             ],
         )
         .unwrap();

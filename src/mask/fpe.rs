@@ -183,13 +183,19 @@ mod tests {
         let encrypt = FormatPreserving::new(&key(), DIGITS, "", false).unwrap();
         let decrypt = FormatPreserving::new(&key(), DIGITS, "", true).unwrap();
         let mut card = String::new();
-        encrypt.transform("4111-1111-1111-1111", 0, &mut card).unwrap();
+        encrypt
+            .transform("4111-1111-1111-1111", 0, &mut card)
+            .unwrap();
         assert_eq!(card.len(), 19);
         assert_ne!(card, "4111-1111-1111-1111");
         assert!(card
             .chars()
             .enumerate()
-            .all(|(i, c)| if [4, 9, 14].contains(&i) { c == '-' } else { c.is_ascii_digit() }));
+            .all(|(i, c)| if [4, 9, 14].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }));
         let mut back = String::new();
         decrypt.transform(&card, 0, &mut back).unwrap();
         assert_eq!(back, "4111-1111-1111-1111");
@@ -198,7 +204,9 @@ mod tests {
     #[test]
     fn short_values_and_bad_alphabets_are_errors() {
         let encrypt = FormatPreserving::new(&key(), DIGITS, "", false).unwrap();
-        let err = encrypt.transform("12-34", 7, &mut String::new()).unwrap_err();
+        let err = encrypt
+            .transform("12-34", 7, &mut String::new())
+            .unwrap_err();
         assert!(err.to_string().contains("row 7"), "{err}");
         assert!(FormatPreserving::new(&key(), "0", "", false).is_err());
         assert!(FormatPreserving::new(&key(), "0120", "", false).is_err());

@@ -196,7 +196,10 @@ impl Generalize {
                 };
                 let raw = input.to_data();
                 let ints = PrimitiveArray::<Int64Type>::from(
-                    raw.clone().into_builder().data_type(DataType::Int64).build()?,
+                    raw.clone()
+                        .into_builder()
+                        .data_type(DataType::Int64)
+                        .build()?,
                 );
                 let out: PrimitiveArray<Int64Type> = ints.try_unary(|t| {
                     truncate_day(t.div_euclid(per_day))
@@ -387,7 +390,8 @@ mod tests {
 
     #[test]
     fn float_edges_with_default_labels() {
-        let salaries: ArrayRef = Arc::new(Float64Array::from(vec![5.0, 50_000.0, 250_000.0, f64::NAN]));
+        let salaries: ArrayRef =
+            Arc::new(Float64Array::from(vec![5.0, 50_000.0, 250_000.0, f64::NAN]));
         let edges = vec![10_000.0, 100_000.0];
         let out = run(
             Generalization::Edges {
@@ -415,9 +419,8 @@ mod tests {
         let year = run(Generalization::Truncate(DatePart::Year), dates);
         assert_eq!(year.as_primitive::<Date32Type>().value(0), 11323);
         let micros = 1_000_000_000_000_000i64; // 2001-09-09T01:46:40Z
-        let ts: ArrayRef = Arc::new(
-            TimestampMicrosecondArray::from(vec![micros]).with_timezone("UTC"),
-        );
+        let ts: ArrayRef =
+            Arc::new(TimestampMicrosecondArray::from(vec![micros]).with_timezone("UTC"));
         let day = run(Generalization::Truncate(DatePart::Day), ts.clone());
         assert_eq!(day.data_type(), ts.data_type());
         let day = day
@@ -430,7 +433,13 @@ mod tests {
     #[test]
     fn string_prefix_with_and_without_pad() {
         let zips: ArrayRef = Arc::new(StringArray::from(vec![Some("02139"), None, Some("9")]));
-        let cut = run(Generalization::Prefix { chars: 3, pad: None }, zips.clone());
+        let cut = run(
+            Generalization::Prefix {
+                chars: 3,
+                pad: None,
+            },
+            zips.clone(),
+        );
         let cut = cut.as_string::<i32>();
         assert_eq!(cut.value(0), "021");
         assert_eq!(cut.value(2), "9");

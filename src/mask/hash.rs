@@ -169,14 +169,14 @@ mod tests {
         assert_eq!(op.pseudonym(b"42"), op.pseudonym(b"42"));
         assert_ne!(op.pseudonym(b"42"), other.pseudonym(b"42"));
         assert_eq!(op.pseudonym(b"42").len(), 64);
-        let batch = arrow_array::RecordBatch::new_empty(std::sync::Arc::new(
-            arrow_schema::Schema::empty(),
-        ));
+        let batch =
+            arrow_array::RecordBatch::new_empty(std::sync::Arc::new(arrow_schema::Schema::empty()));
         let context = ChunkContext {
             row_offset: 0,
             batch: &batch,
         };
-        let ints: ArrayRef = std::sync::Arc::new(arrow_array::Int64Array::from(vec![Some(42), None]));
+        let ints: ArrayRef =
+            std::sync::Arc::new(arrow_array::Int64Array::from(vec![Some(42), None]));
         let out = op.apply(&ints, &context).unwrap();
         let out = out.as_string::<i32>();
         assert_eq!(out.value(0), op.pseudonym(b"42"));

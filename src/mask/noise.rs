@@ -66,7 +66,9 @@ impl Noise {
         column: &str,
     ) -> Result<Self> {
         if !(scale.is_finite() && scale > 0.0) {
-            return Err(Error::policy("the noise scale must be a positive, finite number"));
+            return Err(Error::policy(
+                "the noise scale must be a positive, finite number",
+            ));
         }
         let stream_seed = match seed {
             Some(seed) => {
@@ -79,7 +81,10 @@ impl Noise {
             None => {
                 let mut fresh = [0u8; 32];
                 getrandom::getrandom(&mut fresh).map_err(|e| {
-                    Error::invalid_data(None, format!("the operating system's random generator failed: {e}"))
+                    Error::invalid_data(
+                        None,
+                        format!("the operating system's random generator failed: {e}"),
+                    )
                 })?;
                 fresh
             }
@@ -155,7 +160,10 @@ impl ColumnOperator for Noise {
             DataType::UInt64 => self.perturb::<UInt64Type>(array, offset),
             DataType::Float32 => self.perturb::<Float32Type>(array, offset),
             DataType::Float64 => self.perturb::<Float64Type>(array, offset),
-            other => Err(Error::invalid_data(None, format!("cannot add noise to {other}"))),
+            other => Err(Error::invalid_data(
+                None,
+                format!("cannot add noise to {other}"),
+            )),
         }
     }
 }
@@ -179,8 +187,16 @@ mod tests {
         let noise = Noise::new(Distribution::Laplace, 2.0, None, Some(7), "salary").unwrap();
         let values: Vec<f64> = (0..1000).map(f64::from).collect();
         let whole = run(&noise, Arc::new(Float64Array::from(values.clone())), 0);
-        let head = run(&noise, Arc::new(Float64Array::from(values[..400].to_vec())), 0);
-        let tail = run(&noise, Arc::new(Float64Array::from(values[400..].to_vec())), 400);
+        let head = run(
+            &noise,
+            Arc::new(Float64Array::from(values[..400].to_vec())),
+            0,
+        );
+        let tail = run(
+            &noise,
+            Arc::new(Float64Array::from(values[400..].to_vec())),
+            400,
+        );
         let whole = whole.as_primitive::<Float64Type>();
         let joined: Vec<f64> = head
             .as_primitive::<Float64Type>()
@@ -216,7 +232,14 @@ mod tests {
 
     #[test]
     fn integers_round_clip_and_keep_nulls() {
-        let noise = Noise::new(Distribution::Gaussian, 5.0, Some((0.0, 120.0)), Some(3), "age").unwrap();
+        let noise = Noise::new(
+            Distribution::Gaussian,
+            5.0,
+            Some((0.0, 120.0)),
+            Some(3),
+            "age",
+        )
+        .unwrap();
         let out = run(
             &noise,
             Arc::new(Int32Array::from(vec![Some(0), None, Some(120)])),

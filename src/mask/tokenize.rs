@@ -17,7 +17,8 @@ use super::{ChunkContext, ColumnOperator};
 use crate::error::{Error, Result};
 use crate::keys::SecretKey;
 
-const TOKEN_ENCODING: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+const TOKEN_ENCODING: base64::engine::GeneralPurpose =
+    base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Direction of a [`Tokenizer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,10 +123,8 @@ mod tests {
     /// construction of the crate we configure.
     #[test]
     fn aes_siv_matches_rfc5297_a1() {
-        let key = hex::decode(
-            "fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
-        )
-        .unwrap();
+        let key = hex::decode("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff")
+            .unwrap();
         let ad = hex::decode("101112131415161718191a1b1c1d1e1f2021222324252627").unwrap();
         let plaintext = hex::decode("112233445566778899aabbccddee").unwrap();
         let mut cipher = Aes128Siv::new(key.as_slice().into());
@@ -145,9 +144,15 @@ mod tests {
         assert_eq!(tokenizer.detokenize(&token).unwrap(), "123-45-6789");
 
         let wrong_key = Tokenizer::new(&key(2), "", Direction::Detokenize);
-        assert!(matches!(wrong_key.detokenize(&token), Err(Error::Decryption)));
+        assert!(matches!(
+            wrong_key.detokenize(&token),
+            Err(Error::Decryption)
+        ));
         let wrong_tweak = Tokenizer::new(&key(1), "other", Direction::Detokenize);
-        assert!(matches!(wrong_tweak.detokenize(&token), Err(Error::Decryption)));
+        assert!(matches!(
+            wrong_tweak.detokenize(&token),
+            Err(Error::Decryption)
+        ));
     }
 
     #[test]
@@ -160,10 +165,16 @@ mod tests {
                 let mut tampered = sealed.clone();
                 tampered[byte] ^= 1 << bit;
                 let tampered = TOKEN_ENCODING.encode(tampered);
-                assert!(matches!(tokenizer.detokenize(&tampered), Err(Error::Decryption)));
+                assert!(matches!(
+                    tokenizer.detokenize(&tampered),
+                    Err(Error::Decryption)
+                ));
             }
         }
-        assert!(matches!(tokenizer.detokenize("not a token!"), Err(Error::Decryption)));
+        assert!(matches!(
+            tokenizer.detokenize("not a token!"),
+            Err(Error::Decryption)
+        ));
         assert!(matches!(tokenizer.detokenize(""), Err(Error::Decryption)));
     }
 }

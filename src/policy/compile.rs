@@ -66,7 +66,7 @@ impl Policy {
             let field = find_field(schema, column)?;
             check_rule(column, rule, field, schema)?;
             if let (Some(keys), Some(reference)) = (keys, rule.key_reference()) {
-                keys.key(reference).map_err(|e| with_key_field(e, column))?;
+                keys.key(reference)?;
             }
         }
         check_default(self, schema)
@@ -177,7 +177,12 @@ fn generalization(column: &str, rule: &Rule, data_type: &DataType) -> Result<Gen
     else {
         return Err(Error::policy_field(column, "op", "not a generalize rule"));
     };
-    let modes = [width.is_some(), edges.is_some(), to.is_some(), prefix.is_some()];
+    let modes = [
+        width.is_some(),
+        edges.is_some(),
+        to.is_some(),
+        prefix.is_some(),
+    ];
     if modes.iter().filter(|m| **m).count() != 1 {
         return Err(Error::policy_field(
             column,
@@ -186,17 +191,33 @@ fn generalization(column: &str, rule: &Rule, data_type: &DataType) -> Result<Gen
         ));
     }
     if labels.is_some() && edges.is_none() {
-        return Err(Error::policy_field(column, "labels", "'labels' goes with 'edges'"));
+        return Err(Error::policy_field(
+            column,
+            "labels",
+            "'labels' goes with 'edges'",
+        ));
     }
     if output.is_some() && width.is_none() {
-        return Err(Error::policy_field(column, "output", "'output' goes with 'width'"));
+        return Err(Error::policy_field(
+            column,
+            "output",
+            "'output' goes with 'width'",
+        ));
     }
     if pad.is_some() && prefix.is_none() {
-        return Err(Error::policy_field(column, "pad", "'pad' goes with 'prefix'"));
+        return Err(Error::policy_field(
+            column,
+            "pad",
+            "'pad' goes with 'prefix'",
+        ));
     }
     if let Some(width) = width {
         if !(width.is_finite() && *width > 0.0) {
-            return Err(Error::policy_field(column, "width", "must be a positive number"));
+            return Err(Error::policy_field(
+                column,
+                "width",
+                "must be a positive number",
+            ));
         }
         if data_type.is_integer() && (width.fract() != 0.0 || *width < 1.0) {
             return Err(Error::policy_field(
@@ -215,10 +236,18 @@ fn generalization(column: &str, rule: &Rule, data_type: &DataType) -> Result<Gen
     }
     if let Some(edges) = edges {
         if edges.is_empty() || edges.iter().any(|e| !e.is_finite()) {
-            return Err(Error::policy_field(column, "edges", "give one or more finite numbers"));
+            return Err(Error::policy_field(
+                column,
+                "edges",
+                "give one or more finite numbers",
+            ));
         }
         if edges.windows(2).any(|pair| pair[0] >= pair[1]) {
-            return Err(Error::policy_field(column, "edges", "must be strictly ascending"));
+            return Err(Error::policy_field(
+                column,
+                "edges",
+                "must be strictly ascending",
+            ));
         }
         let labels = match labels {
             Some(labels) if labels.len() != edges.len() + 1 => {
@@ -280,7 +309,11 @@ fn noise_parameters(column: &str, rule: &Rule) -> Result<NoiseParameters> {
         if value.is_finite() && value > 0.0 {
             Ok(value)
         } else {
-            Err(Error::policy_field(column, field, "must be a positive number"))
+            Err(Error::policy_field(
+                column,
+                field,
+                "must be a positive number",
+            ))
         }
     };
     let scale = match (scale, epsilon, sensitivity) {
@@ -300,15 +333,13 @@ fn noise_parameters(column: &str, rule: &Rule) -> Result<NoiseParameters> {
                     sensitivity / epsilon
                 }
                 Distribution::Gaussian => {
-                    let delta = delta
-                        .filter(|d| *d > 0.0 && *d < 1.0)
-                        .ok_or_else(|| {
-                            Error::policy_field(
-                                column,
-                                "delta",
-                                "gaussian noise from epsilon needs 0 < delta < 1",
-                            )
-                        })?;
+                    let delta = delta.filter(|d| *d > 0.0 && *d < 1.0).ok_or_else(|| {
+                        Error::policy_field(
+                            column,
+                            "delta",
+                            "gaussian noise from epsilon needs 0 < delta < 1",
+                        )
+                    })?;
                     sensitivity * (2.0 * (1.25 / delta).ln()).sqrt() / epsilon
                 }
             }
@@ -323,7 +354,11 @@ fn noise_parameters(column: &str, rule: &Rule) -> Result<NoiseParameters> {
     };
     if let Some((low, high)) = clip {
         if !(low.is_finite() && high.is_finite() && low <= high) {
-            return Err(Error::policy_field(column, "clip", "must be [low, high] with low <= high"));
+            return Err(Error::policy_field(
+                column,
+                "clip",
+                "must be [low, high] with low <= high",
+            ));
         }
     }
     Ok(NoiseParameters {
@@ -406,7 +441,11 @@ fn check_rule(column: &str, rule: &Rule, field: &Field, schema: &Schema) -> Resu
             max_days, subject, ..
         } => {
             if !(1..=36_500).contains(max_days) {
-                return Err(Error::policy_field(column, "max_days", "must be between 1 and 36500"));
+                return Err(Error::policy_field(
+                    column,
+                    "max_days",
+                    "must be between 1 and 36500",
+                ));
             }
             if subject == column {
                 return Err(Error::policy_field(
@@ -449,7 +488,7 @@ fn build_operator(
     field: &Field,
     keys: &dyn KeyProvider,
 ) -> Result<Arc<dyn ColumnOperator>> {
-    let key = |reference: &str| keys.key(reference).map_err(|e| with_key_field(e, column));
+    let key = |reference: &str| keys.key(reference);
     let in_field = |field_name: &'static str| {
         move |e: Error| match e {
             Error::Policy { message, .. } => Error::policy_field(column, field_name, message),

@@ -301,9 +301,12 @@ impl Policy {
             })?;
             rules.insert(column, rule);
         }
-        top.insert("columns".into(), serde_json::Value::Object(Default::default()));
-        let mut policy: Policy = serde_json::from_value(serde_json::Value::Object(top))
-            .map_err(|e| {
+        top.insert(
+            "columns".into(),
+            serde_json::Value::Object(Default::default()),
+        );
+        let mut policy: Policy =
+            serde_json::from_value(serde_json::Value::Object(top)).map_err(|e| {
                 let message = e.to_string();
                 Error::Policy {
                     column: None,
@@ -387,12 +390,36 @@ mod tests {
     #[test]
     fn errors_name_column_and_field() {
         let cases = [
-            (r#"{"columns": {"a": {"op": "mask", "keep_lst": 4}}}"#, Some("a"), Some("keep_lst")),
-            (r#"{"columns": {"a": {"op": "hash"}}}"#, Some("a"), Some("key")),
-            (r#"{"columns": {"a": {"op": "shred"}}}"#, Some("a"), Some("op")),
-            (r#"{"columns": {"a": {"keep_last": 4}}}"#, Some("a"), Some("op")),
-            (r#"{"columns": {"a": {"op": "mask", "keep_last": -4}}}"#, Some("a"), Some("keep_last")),
-            (r#"{"columns": {"a": {"op": "mask", "mask_char": "ab"}}}"#, Some("a"), Some("mask_char")),
+            (
+                r#"{"columns": {"a": {"op": "mask", "keep_lst": 4}}}"#,
+                Some("a"),
+                Some("keep_lst"),
+            ),
+            (
+                r#"{"columns": {"a": {"op": "hash"}}}"#,
+                Some("a"),
+                Some("key"),
+            ),
+            (
+                r#"{"columns": {"a": {"op": "shred"}}}"#,
+                Some("a"),
+                Some("op"),
+            ),
+            (
+                r#"{"columns": {"a": {"keep_last": 4}}}"#,
+                Some("a"),
+                Some("op"),
+            ),
+            (
+                r#"{"columns": {"a": {"op": "mask", "keep_last": -4}}}"#,
+                Some("a"),
+                Some("keep_last"),
+            ),
+            (
+                r#"{"columns": {"a": {"op": "mask", "mask_char": "ab"}}}"#,
+                Some("a"),
+                Some("mask_char"),
+            ),
             (r#"{"version": 2}"#, None, Some("version")),
             (r#"{"colums": {}}"#, None, Some("colums")),
             (r#"{"default": "allow"}"#, None, None),
@@ -410,7 +437,13 @@ mod tests {
                 other => panic!("{text}: expected a policy error, got {other:?}"),
             }
         }
-        assert!(matches!(Policy::from_json("not json"), Err(Error::Policy { .. })));
-        assert!(matches!(Policy::from_json("[1]"), Err(Error::Policy { .. })));
+        assert!(matches!(
+            Policy::from_json("not json"),
+            Err(Error::Policy { .. })
+        ));
+        assert!(matches!(
+            Policy::from_json("[1]"),
+            Err(Error::Policy { .. })
+        ));
     }
 }

@@ -1,0 +1,74 @@
+"""Exceptions raised by amlguard.
+
+Every error amlguard raises is an :class:`AmlguardError`. File-system errors are also the
+matching built-in (``FileNotFoundError``, ``PermissionError``), so existing ``except`` clauses
+keep working. Messages name columns, fields, keys and paths, never data values or key bytes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmlguardError",
+    "PolicyError",
+    "ColumnNotFoundError",
+    "ColumnTypeError",
+    "ColumnDeniedError",
+    "KeyNotFoundError",
+    "KeyringError",
+    "InvalidDataError",
+    "DecryptionError",
+    "StorageError",
+    "StorageNotFoundError",
+    "StoragePermissionError",
+]
+
+
+class AmlguardError(Exception):
+    """Base class of every amlguard error."""
+
+
+class PolicyError(AmlguardError, ValueError):
+    """The policy is malformed or a parameter is invalid (the message names column and field)."""
+
+
+class ColumnNotFoundError(PolicyError, KeyError):
+    """The policy names a column the data does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ColumnTypeError(PolicyError, TypeError):
+    """An operator does not support the column's type."""
+
+
+class ColumnDeniedError(PolicyError):
+    """A ``default: deny`` policy does not cover a column of the data."""
+
+
+class KeyNotFoundError(AmlguardError, LookupError):
+    """A named key does not exist in the key provider."""
+
+
+class KeyringError(AmlguardError):
+    """The keyring cannot be used (bad key name, damaged file, unsafe permissions)."""
+
+
+class InvalidDataError(AmlguardError, ValueError):
+    """Input data is malformed (invalid UTF-8, a bad CSV row, a value an operator cannot take)."""
+
+
+class DecryptionError(AmlguardError):
+    """Authentication failed: wrong key or context, or tampered data. Says nothing more."""
+
+
+class StorageError(AmlguardError, OSError):
+    """Reading or writing a file failed."""
+
+
+class StorageNotFoundError(StorageError, FileNotFoundError):
+    """A file or directory does not exist."""
+
+
+class StoragePermissionError(StorageError, PermissionError):
+    """The operating system refused access to a file or directory."""

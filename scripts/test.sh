@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite from scratch: installs what it needs (pip, cargo), builds the extension,
+# runs the Rust and Python checks and tests. README.md's second command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Reuse a build cache outside the clone when one exists (release arrow/parquet builds are slow).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/amlguard-target}"
+export CARGO_TERM_COLOR=never
+PYTHON="${PYTHON:-python3}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "installing test dependencies"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check \
+    "maturin>=1.7,<2" "pytest>=8" "pyarrow>=14" "polars>=1.0" "pandas>=2.0" "pyyaml>=6" \
+    "hypothesis>=6" "ruff>=0.6" "mypy>=1.10" "types-PyYAML"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (core, then with the python glue)"
+cargo clippy --all-targets -- -D warnings
+cargo clippy --lib --features python -- -D warnings
+
+step "cargo test (the core without Python)"
+cargo test --no-default-features
+
+step "building and installing the extension (release)"
+rm -rf "$CARGO_TARGET_DIR/wheels-ci"
+maturin build --release --quiet -o "$CARGO_TARGET_DIR/wheels-ci"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+    "$CARGO_TARGET_DIR"/wheels-ci/amlguard-*.whl
+"$PYTHON" -m pip install --quiet --disable-pip-version-check "$CARGO_TARGET_DIR"/wheels-ci/amlguard-*.whl
+
+step "ruff, mypy --strict, stubtest"
+"$PYTHON" -m ruff check python tests benches
+"$PYTHON" -m ruff format --check python tests benches
+"$PYTHON" -m mypy --strict python/amlguard
+"$PYTHON" -m mypy.stubtest amlguard._amlguard
+
+step "pytest"
+# Run from outside the source tree so the installed package (with its extension) is tested.
+cd tests && "$PYTHON" -m pytest -q -p no:cacheprovider .

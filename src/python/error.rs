@@ -1,0 +1,44 @@
+//! The one conversion from [`crate::Error`] to Python exceptions.
+//!
+//! Each variant maps to exactly one class from `amlguard.exceptions` (all under
+//! `amlguard.AmlguardError`); file-system errors also subclass the built-in
+//! `FileNotFoundError` / `PermissionError`, and cancellation becomes `KeyboardInterrupt`.
+
+use pyo3::exceptions::PyKeyboardInterrupt;
+use pyo3::PyErr;
+
+use crate::error::Error;
+
+pyo3::import_exception!(amlguard.exceptions, PolicyError);
+pyo3::import_exception!(amlguard.exceptions, ColumnNotFoundError);
+pyo3::import_exception!(amlguard.exceptions, ColumnTypeError);
+pyo3::import_exception!(amlguard.exceptions, ColumnDeniedError);
+pyo3::import_exception!(amlguard.exceptions, KeyNotFoundError);
+pyo3::import_exception!(amlguard.exceptions, KeyringError);
+pyo3::import_exception!(amlguard.exceptions, InvalidDataError);
+pyo3::import_exception!(amlguard.exceptions, DecryptionError);
+pyo3::import_exception!(amlguard.exceptions, StorageError);
+pyo3::import_exception!(amlguard.exceptions, StorageNotFoundError);
+pyo3::import_exception!(amlguard.exceptions, StoragePermissionError);
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        let message = err.to_string();
+        match err {
+            Error::Policy { .. } => PolicyError::new_err(message),
+            Error::ColumnNotFound { .. } => ColumnNotFoundError::new_err(message),
+            Error::ColumnType { .. } => ColumnTypeError::new_err(message),
+            Error::ColumnDenied { .. } => ColumnDeniedError::new_err(message),
+            Error::KeyNotFound { .. } => KeyNotFoundError::new_err(message),
+            Error::Keyring { .. } => KeyringError::new_err(message),
+            Error::InvalidData { .. } => InvalidDataError::new_err(message),
+            Error::Decryption => DecryptionError::new_err(message),
+            Error::Io { ref source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => StorageNotFoundError::new_err(message),
+                std::io::ErrorKind::PermissionDenied => StoragePermissionError::new_err(message),
+                _ => StorageError::new_err(message),
+            },
+            Error::Cancelled => PyKeyboardInterrupt::new_err(message),
+        }
+    }
+}
