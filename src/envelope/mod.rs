@@ -13,9 +13,11 @@
 //! - a container decrypts under at most one DEK (key commitment);
 //! - the encryption context (non-secret strings such as dataset or purpose) is bound to the data.
 //!
-//! The list of wrapped DEKs is deliberately *not* bound, so that [`rewrap`] can replace it (key
-//! rotation) without touching the payload; the commitment ties any wrapped key that unwraps to
-//! the one DEK the payload was encrypted under. `docs/format.md` specifies the bytes.
+//! The list of wrapped DEKs is deliberately *not* part of the bound header, so that [`rewrap`]
+//! can replace it (key rotation) without touching the payload. It is authenticated instead by a
+//! header tag, an HMAC keyed from the DEK that rewrap recomputes; the commitment ties any wrapped
+//! key that unwraps to the one DEK the payload was encrypted under. `docs/format.md` specifies
+//! the bytes precisely enough to decrypt with any AES-GCM and HKDF library.
 //!
 //! Every authentication failure (tag, commitment, context) is the opaque [`Error::Decryption`];
 //! structural problems get their own errors ([`Error::NotEnvelope`],

@@ -181,6 +181,28 @@ fn flipping_any_bit_is_rejected() {
 }
 
 #[test]
+fn flipping_sampled_bits_of_a_larger_container_is_rejected() {
+    let f = fixture();
+    let ctx = context(&[("dataset", "patients")]);
+    let blob = seal(&f.kek, &data(40 * SEGMENT + 321), &ctx);
+    let keks: [&dyn KeyEncryptionKey; 1] = [&f.kek];
+    // A fixed LCG spreads 300 flips over header, every segment body and every tag.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut tampered = blob.clone();
+    let mut accepted = 0;
+    for _ in 0..300 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let bit = (state >> 11) as usize % (blob.len() * 8);
+        tampered[bit / 8] ^= 1 << (bit % 8);
+        accepted += usize::from(decrypts(&tampered, &keks, &ctx));
+        tampered[bit / 8] ^= 1 << (bit % 8);
+    }
+    assert_eq!(accepted, 0);
+}
+
+#[test]
 fn authentication_failures_are_opaque() {
     let f = fixture();
     let ctx = context(&[("dataset", "patients")]);
