@@ -189,10 +189,20 @@ pub fn decrypt_bytes(
     keks: &[&dyn KeyEncryptionKey],
     expected_context: &EncryptionContext,
 ) -> Result<Zeroizing<Vec<u8>>> {
+    decrypt_bytes_with(blob, keks, expected_context, &DecryptOptions::default())
+}
+
+/// [`decrypt_bytes`] with explicit options.
+pub fn decrypt_bytes_with(
+    blob: &[u8],
+    keks: &[&dyn KeyEncryptionKey],
+    expected_context: &EncryptionContext,
+    options: &DecryptOptions,
+) -> Result<Zeroizing<Vec<u8>>> {
     let mut reader = DecryptingReader::open(Cursor::new(blob), keks, expected_context)?;
     let mut plaintext = Zeroizing::new(Vec::with_capacity(
         usize::try_from(reader.plaintext_len()).unwrap_or(0),
     ));
-    reader.decrypt_all_to(&mut *plaintext, None, |_| Ok(()))?;
+    reader.decrypt_all_to(&mut *plaintext, options.threads, |_| Ok(()))?;
     Ok(plaintext)
 }
