@@ -83,6 +83,87 @@ pub enum Error {
     #[error("decryption failed: the data was tampered with, or the key or context is wrong")]
     Decryption,
 
+    /// The input is not an amlguard encrypted container (it does not start with `AMLG`).
+    #[error("{source_name} is not an amlguard encrypted file (it does not start with the AMLG magic); check the path, or encrypt it first")]
+    NotEnvelope {
+        /// What was read: a path, or "the input" for in-memory data.
+        source_name: String,
+    },
+
+    /// The container was written by a newer amlguard with a format version this build cannot read.
+    #[error("{source_name} uses envelope format version {version}, but this amlguard reads only version {supported}; upgrade amlguard")]
+    UnsupportedFormatVersion {
+        /// What was read.
+        source_name: String,
+        /// The version the header declares.
+        version: u8,
+        /// The version this build reads.
+        supported: u8,
+    },
+
+    /// The container declares an algorithm suite this build does not know.
+    #[error("{source_name} uses algorithm suite {suite}, which this amlguard does not support (supported: {supported}); upgrade amlguard")]
+    UnsupportedSuite {
+        /// What was read.
+        source_name: String,
+        /// The suite id the header declares.
+        suite: u8,
+        /// The suites this build supports, as text.
+        supported: String,
+    },
+
+    /// The input ends inside the container header: the file was cut short or is still being written.
+    #[error("{source_name} ends inside its header ({available} of at least {needed} bytes); the file is truncated or incomplete")]
+    TruncatedHeader {
+        /// What was read.
+        source_name: String,
+        /// Bytes the header needs so far.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+
+    /// The container header is structurally invalid (a field out of range, bad UTF-8, ...).
+    #[error("{source_name} has a malformed header: {message}")]
+    MalformedHeader {
+        /// What was read.
+        source_name: String,
+        /// Which field is wrong and why.
+        message: String,
+    },
+
+    /// None of the key-encryption keys offered can unwrap any data key recorded in the header.
+    #[error("none of the keys offered ({offered}) matches a key recorded in the file ({recorded}); pass one of the recorded keys")]
+    NoMatchingKek {
+        /// Key ids recorded in the header, comma separated.
+        recorded: String,
+        /// Key ids of the KEKs offered, comma separated ("none" when none was).
+        offered: String,
+    },
+
+    /// A data key reached a safe-usage limit of AES-GCM (segments or bytes under one key).
+    #[error("usage limit reached for one data key: {message}; split the data into several files")]
+    KeyUsageLimit {
+        /// Which limit, with its value.
+        message: String,
+    },
+
+    /// A call argument is out of range (segment size, empty key list, oversized context, ...).
+    #[error("invalid {name}: {message}")]
+    InvalidArgument {
+        /// The argument.
+        name: &'static str,
+        /// What is wrong and the accepted range.
+        message: String,
+    },
+
+    /// The operating system's random number generator failed.
+    #[error("the operating system's random number generator failed: {message}; check that the OS entropy source (getrandom, /dev/urandom) is available")]
+    RandomSource {
+        /// The OS error, as text.
+        message: String,
+    },
+
     /// A file-system operation failed.
     #[error("{action} '{}': {source}", .path.display())]
     Io {

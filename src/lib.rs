@@ -2,7 +2,8 @@
 //!
 //! - [`policy`]: declarative masking policies compiled into [`mask`] operators and applied to
 //!   Arrow record batches in parallel;
-//! - [`keys`]: key material and the local keyring;
+//! - [`keys`]: key material, the local keyring, key-encryption keys and the DEK cache;
+//! - [`envelope`]: the amlguard encrypted container (envelope encryption of bytes and files);
 //! - [`io`]: masking Parquet and CSV files in bounded memory with atomic writes;
 //! - [`datasets`]: deterministic synthetic PII for demos, tests and benchmarks.
 //!
@@ -11,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod datasets;
+pub mod envelope;
 pub mod error;
 pub mod io;
 pub mod keys;

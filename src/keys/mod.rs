@@ -1,4 +1,5 @@
-//! Key material and key providers.
+//! Key material and key providers: keyring keys, key-encryption keys ([`KeyEncryptionKey`]) and
+//! the DEK cache.
 //!
 //! [`SecretKey`] holds 256 bits of key material, is zeroized on drop and never prints its bytes.
 //! Operators never use a keyring key directly: each derives its own subkey with HKDF-SHA256 and a
@@ -14,8 +15,12 @@
 //! assert_eq!(key.id().to_string(), "pseudonyms@1");
 //! ```
 
+mod kek;
 mod keyring;
 
+pub use kek::{
+    CachingKek, DekCache, DekCacheLimits, KeyEncryptionKey, LocalKek, AES_256_KWP, LOCAL_PROVIDER,
+};
 pub(crate) use keyring::parse_key_reference;
 pub use keyring::{KeyId, LocalKeyring};
 
