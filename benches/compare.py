@@ -26,12 +26,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import amlguard as ag
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-import amlguard as ag
 from amlguard.cli import DEMO_POLICY
 
 HMAC_KEY = "0123456789abcdef0123456789abcdef"
@@ -77,10 +76,9 @@ class Table:
         print(f"  {'implementation':<46} {'M rows/s':>10} {'MB/s':>10} {'amlguard is':>14}")
         for name, seconds in self.results:
             ratio = seconds / reference
-            print(
-                f"  {name:<46} {self.rows / seconds / 1e6:>10.2f} {self.megabytes / seconds:>10.1f} "
-                f"{'(reference)' if name.startswith('amlguard') else f'{ratio:>10.1f}x faster'}"
-            )
+            verdict = "(reference)" if name.startswith("amlguard") else f"{ratio:>10.1f}x faster"
+            rate = f"{self.rows / seconds / 1e6:>10.2f} {self.megabytes / seconds:>10.1f}"
+            print(f"  {name:<46} {rate} {verdict}")
 
 
 def string_megabytes(column: pa.ChunkedArray) -> float:
@@ -90,10 +88,17 @@ def string_megabytes(column: pa.ChunkedArray) -> float:
 def bench_hmac(table: pa.Table, keyring: ag.LocalKeyring) -> None:
     emails = table.select(["email"])
     df = pl.from_arrow(emails)
-    result = Table("keyed HMAC-SHA256 of e-mail addresses", emails.num_rows, string_megabytes(emails.column(0)))
+    result = Table(
+        "keyed HMAC-SHA256 of e-mail addresses", emails.num_rows, string_megabytes(emails.column(0))
+    )
     policy = ag.Policy.from_dict({"columns": {"email": {"op": "hash", "key": "pseudo"}}})
-    result.add("amlguard hash (polars in, polars out)", best_of(lambda: policy.apply(df, keyring=keyring)))
-    result.add("amlguard hash (pyarrow in, pyarrow out)", best_of(lambda: policy.apply(emails, keyring=keyring)))
+    result.add(
+        "amlguard hash (polars in, polars out)", best_of(lambda: policy.apply(df, keyring=keyring))
+    )
+    result.add(
+        "amlguard hash (pyarrow in, pyarrow out)",
+        best_of(lambda: policy.apply(emails, keyring=keyring)),
+    )
     try:
         import polars_hash as plh
 
@@ -110,7 +115,8 @@ def bench_hmac(table: pa.Table, keyring: ag.LocalKeyring) -> None:
         best_of(
             lambda: sample.select(
                 pl.col("email").map_elements(
-                    lambda v: hmac.new(key, v.encode(), hashlib.sha256).hexdigest(), return_dtype=pl.String
+                    lambda v: hmac.new(key, v.encode(), hashlib.sha256).hexdigest(),
+                    return_dtype=pl.String,
                 )
             ),
             repeat=1,
@@ -125,8 +131,13 @@ def bench_partial_mask(table: pa.Table, keyring: ag.LocalKeyring) -> None:
     df = pl.from_arrow(cards)
     result = Table("partial mask, keep last 4", cards.num_rows, string_megabytes(cards.column(0)))
     policy = ag.Policy.from_dict({"columns": {"card_number": {"op": "mask", "keep_last": 4}}})
-    result.add("amlguard mask (polars in, polars out)", best_of(lambda: policy.apply(df, keyring=keyring)))
-    result.add("amlguard mask (pyarrow in, pyarrow out)", best_of(lambda: policy.apply(cards, keyring=keyring)))
+    result.add(
+        "amlguard mask (polars in, polars out)", best_of(lambda: policy.apply(df, keyring=keyring))
+    )
+    result.add(
+        "amlguard mask (pyarrow in, pyarrow out)",
+        best_of(lambda: policy.apply(cards, keyring=keyring)),
+    )
     column = pl.col("card_number")
     result.add(
         "polars expression: slice + pad_start",
@@ -147,7 +158,9 @@ def bench_partial_mask(table: pa.Table, keyring: ag.LocalKeyring) -> None:
 def bench_demo_policy(table: pa.Table, keyring: ag.LocalKeyring) -> None:
     policy = ag.Policy.from_dict(DEMO_POLICY)
     result = Table("whole 14-column demo policy, in memory", table.num_rows, table.nbytes / 1e6)
-    result.add("amlguard Policy.apply (pyarrow)", best_of(lambda: policy.apply(table, keyring=keyring)))
+    result.add(
+        "amlguard Policy.apply (pyarrow)", best_of(lambda: policy.apply(table, keyring=keyring))
+    )
     result.print()
 
 
@@ -161,7 +174,10 @@ print(json.dumps({"rows": report.rows, "seconds": time.perf_counter() - started,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
-BASELINE_CHILD = "import resource, amlguard, pyarrow.parquet; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+BASELINE_CHILD = (
+    "import resource, amlguard, pyarrow.parquet; "
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+)
 
 
 def write_dataset(path: Path, rows: int) -> None:
@@ -176,26 +192,45 @@ def write_dataset(path: Path, rows: int) -> None:
 
 
 def bench_rss(keyring: ag.LocalKeyring, sizes: list[int]) -> None:
-    baseline = float(subprocess.run([sys.executable, "-c", BASELINE_CHILD], capture_output=True, text=True, check=True).stdout)
-    print(f"\nmask_parquet with a 10-column policy (peak RSS; Python + pyarrow + amlguard alone: {baseline:.0f} MB)")
+    baseline = float(
+        subprocess.run(
+            [sys.executable, "-c", BASELINE_CHILD], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    print(
+        "\nmask_parquet with a 10-column policy "
+        f"(peak RSS; Python + pyarrow + amlguard alone: {baseline:.0f} MB)"
+    )
     with tempfile.TemporaryDirectory() as scratch:
         for rows in sizes:
             source = Path(scratch, f"in-{rows}.parquet")
             write_dataset(source, rows)
             out = subprocess.run(
-                [sys.executable, "-c", RSS_CHILD, str(source), str(Path(scratch, "out.parquet")),
-                 json.dumps(RSS_POLICY), keyring.path],
-                capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    "-c",
+                    RSS_CHILD,
+                    str(source),
+                    str(Path(scratch, "out.parquet")),
+                    json.dumps(RSS_POLICY),
+                    keyring.path,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             figures = json.loads(out.stdout)
             print(
                 f"  {rows:>10,} rows  {source.stat().st_size / 1e6:8.0f} MB file  "
-                f"{figures['rows'] / figures['seconds'] / 1e6:6.2f} M rows/s  peak RSS {figures['peak_rss_mb']:7.0f} MB"
+                f"{figures['rows'] / figures['seconds'] / 1e6:6.2f} M rows/s  "
+                f"peak RSS {figures['peak_rss_mb']:7.0f} MB"
             )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-rss", action="store_true")
     args = parser.parse_args()
@@ -203,7 +238,10 @@ def main() -> None:
         keyring = ag.LocalKeyring(ring_dir)
         for name in ("pseudo", "tokens", "cards", "dates"):
             keyring.ensure_key(name)
-        print(f"amlguard {ag.__version__}, polars {pl.__version__}, pyarrow {pa.__version__}, {os.cpu_count()} CPUs")
+        print(
+            f"amlguard {ag.__version__}, polars {pl.__version__}, "
+            f"pyarrow {pa.__version__}, {os.cpu_count()} CPUs"
+        )
         table = ag.datasets.synthetic_pii(args.rows, seed=1)
         bench_hmac(table, keyring)
         bench_partial_mask(table, keyring)

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import amlguard as ag
 import pyarrow as pa
 import pytest
-
-import amlguard as ag
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import amlguard as ag
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-import amlguard as ag
 
 
 def invalid_utf8_column() -> pa.Array:
@@ -49,7 +48,9 @@ def test_csv_with_a_bad_row_writes_nothing(tmp_path: Path, keyring: ag.LocalKeyr
     assert source.read_text().startswith("name,ssn\nann")
 
 
-def test_failure_mid_file_leaves_no_output_and_keeps_existing(tmp_path: Path, keyring: ag.LocalKeyring) -> None:
+def test_failure_mid_file_leaves_no_output_and_keeps_existing(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
     source = tmp_path / "cards.parquet"
     values = ["4111111111111111"] * 70_000 + ["12"]  # the last value is too short for FF1
     pq.write_table(pa.table({"card": values}), source)
@@ -62,7 +63,9 @@ def test_failure_mid_file_leaves_no_output_and_keeps_existing(tmp_path: Path, ke
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_missing_file_same_path_and_unknown_format(tmp_path: Path, keyring: ag.LocalKeyring) -> None:
+def test_missing_file_same_path_and_unknown_format(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
     policy = ag.Policy.from_dict({"columns": {}})
     with pytest.raises(FileNotFoundError) as caught:
         ag.mask_parquet(tmp_path / "absent.parquet", tmp_path / "out.parquet", policy)

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
+import amlguard as ag
 import pandas as pd
 import polars as pl
-
-import amlguard as ag
 
 
 def luhn_ok(number: str) -> bool:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import amlguard as ag
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-
-import amlguard as ag
 
 POLICY = {
     "columns": {
@@ -60,7 +59,9 @@ def test_pyarrow_table_batch_and_reader(people: pa.Table, keyring: ag.LocalKeyri
 
 
 @pytest.mark.parametrize("string_type", [pa.string(), pa.large_string(), pa.string_view()])
-def test_every_string_type_keeps_its_type(string_type: pa.DataType, keyring: ag.LocalKeyring) -> None:
+def test_every_string_type_keeps_its_type(
+    string_type: pa.DataType, keyring: ag.LocalKeyring
+) -> None:
     table = pa.table({"v": pa.array(["4111111111111111", None, "12"], string_type), "k": [1, 2, 3]})
     for rule in (
         {"op": "mask", "keep_last": 4},
@@ -83,7 +84,12 @@ def test_threads_do_not_change_output(keyring: ag.LocalKeyring) -> None:
                 **POLICY["columns"],
                 "salary": {"op": "noise", "scale": 10, "seed": 5},
                 "ssn": {"op": "tokenize", "key": "tokens"},
-                "visit_at": {"op": "date_shift", "key": "dates", "max_days": 9, "subject": "person_id"},
+                "visit_at": {
+                    "op": "date_shift",
+                    "key": "dates",
+                    "max_days": 9,
+                    "subject": "person_id",
+                },
             }
         }
     )
@@ -101,7 +107,11 @@ def test_zero_rows_all_nulls_and_chunked_input(keyring: ag.LocalKeyring) -> None
     all_null = pa.table({"v": pa.array([None, None], pa.string())})
     assert policy.apply(all_null, keyring=keyring).column("v").to_pylist() == [None, None]
     chunked = pa.Table.from_batches(
-        [pa.record_batch({"v": ["a", "b"]}), pa.record_batch({"v": pa.array([], pa.string())}), pa.record_batch({"v": ["a"]})]
+        [
+            pa.record_batch({"v": ["a", "b"]}),
+            pa.record_batch({"v": pa.array([], pa.string())}),
+            pa.record_batch({"v": ["a"]}),
+        ]
     )
     hashed = policy.apply(chunked, keyring=keyring).column("v").to_pylist()
     assert hashed[0] == hashed[2] != hashed[1]
@@ -113,7 +123,9 @@ def test_nested_columns_pass_through_or_fail_clearly(keyring: ag.LocalKeyring) -
     table = pa.table({"s": pa.array([{"a": 1}, None]), "l": pa.array([["x"], []])})
     kept = ag.Policy.from_dict({"columns": {}}).apply(table, keyring=keyring)
     assert kept.equals(table)
-    nulled = ag.Policy.from_dict({"columns": {"s": {"op": "nullify"}}}).apply(table, keyring=keyring)
+    nulled = ag.Policy.from_dict({"columns": {"s": {"op": "nullify"}}}).apply(
+        table, keyring=keyring
+    )
     assert nulled.column("s").null_count == 2
     with pytest.raises(ag.ColumnTypeError, match="Struct"):
         ag.Policy.from_dict({"columns": {"s": {"op": "mask"}}}).apply(table, keyring=keyring)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import amlguard as ag
 import pyarrow as pa
 import pytest
 
-import amlguard as ag
 
-
-def apply(rule: dict, table: pa.Table, keyring: ag.LocalKeyring, column: str = "v", **kw) -> pa.Table:
+def apply(
+    rule: dict, table: pa.Table, keyring: ag.LocalKeyring, column: str = "v", **kw
+) -> pa.Table:
     return ag.Policy.from_dict({"columns": {column: rule}}).apply(table, keyring=keyring, **kw)
 
 
@@ -36,13 +37,19 @@ def test_partial_mask(keyring: ag.LocalKeyring) -> None:
         None,
         "",
     ]
-    emails = apply({"op": "mask", "keep_first": 1, "keep_email_domain": True, "mask_char": "#"}, table, keyring)
+    emails = apply(
+        {"op": "mask", "keep_first": 1, "keep_email_domain": True, "mask_char": "#"}, table, keyring
+    )
     assert emails.column("v")[1].as_py() == "j#######@example.com"
-    custom_separators = apply({"op": "mask", "keep_last": 2, "keep_separators": "-"}, table, keyring)
+    custom_separators = apply(
+        {"op": "mask", "keep_last": 2, "keep_separators": "-"}, table, keyring
+    )
     assert custom_separators.column("v")[0].as_py() == "****-****-****-**34"
 
 
-def test_hash_is_keyed_deterministic_and_type_independent(tmp_path, keyring: ag.LocalKeyring) -> None:
+def test_hash_is_keyed_deterministic_and_type_independent(
+    tmp_path, keyring: ag.LocalKeyring
+) -> None:
     table = pa.table({"v": ["42", "43", None], "i": pa.array([42, 43, None], pa.int64())})
     rule = {"op": "hash", "key": "pseudo"}
     once = apply(rule, table, keyring)
@@ -88,11 +95,17 @@ def test_fpe_keeps_format_and_reverses(keyring: ag.LocalKeyring) -> None:
     table = pa.table({"v": ["4111 1111 1111 1111", "5500-0000-0000-0004", None]})
     enc = apply({"op": "fpe", "key": "cards"}, table, keyring)
     out = enc.column("v").to_pylist()
-    assert re.fullmatch(r"\d{4} \d{4} \d{4} \d{4}", out[0]) and out[0] != table.column("v")[0].as_py()
+    assert (
+        re.fullmatch(r"\d{4} \d{4} \d{4} \d{4}", out[0]) and out[0] != table.column("v")[0].as_py()
+    )
     assert re.fullmatch(r"\d{4}-\d{4}-\d{4}-\d{4}", out[1])
     dec = apply({"op": "fpe", "key": "cards", "decrypt": True}, enc, keyring)
     assert dec.equals(table)
-    letters = apply({"op": "fpe", "key": "cards", "alphabet": "abcdefghijklmnopqrstuvwxyz"}, pa.table({"v": ["hello world"]}), keyring)
+    letters = apply(
+        {"op": "fpe", "key": "cards", "alphabet": "abcdefghijklmnopqrstuvwxyz"},
+        pa.table({"v": ["hello world"]}),
+        keyring,
+    )
     assert re.fullmatch("[a-z]{5} [a-z]{5}", letters.column("v")[0].as_py())
     with pytest.raises(ag.InvalidDataError, match="row 1"):
         apply({"op": "fpe", "key": "cards"}, pa.table({"v": ["123456", "12-3"]}), keyring)
@@ -112,7 +125,11 @@ def test_generalize_numbers_dates_strings(keyring: ag.LocalKeyring) -> None:
         {
             "columns": {
                 "age": {"op": "generalize", "width": 10},
-                "salary": {"op": "generalize", "edges": [10_000, 100_000], "labels": ["low", "mid", "high"]},
+                "salary": {
+                    "op": "generalize",
+                    "edges": [10_000, 100_000],
+                    "labels": ["low", "mid", "high"],
+                },
                 "born": {"op": "generalize", "to": "year"},
                 "at": {"op": "generalize", "to": "month"},
                 "zip": {"op": "generalize", "prefix": 3},
@@ -126,7 +143,9 @@ def test_generalize_numbers_dates_strings(keyring: ag.LocalKeyring) -> None:
     assert out.schema.field("at").type == pa.timestamp("ms", tz="UTC")
     assert out.column("at")[0].as_py() == dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
     assert out.column("zip").to_pylist() == ["021", "941", None]
-    floors = apply({"op": "generalize", "width": 10, "output": "floor"}, table, keyring, column="age")
+    floors = apply(
+        {"op": "generalize", "width": 10, "output": "floor"}, table, keyring, column="age"
+    )
     assert floors.schema.field("age").type == pa.int32()
     assert floors.column("age").to_pylist() == [30, None, 40]
 
@@ -157,7 +176,15 @@ def test_noise_is_reproducible_bounded_and_thread_independent(keyring: ag.LocalK
     unseeded = apply({"op": "noise", "scale": 2.0}, table, keyring)
     assert not unseeded.equals(apply({"op": "noise", "scale": 2.0}, table, keyring))
     clipped = apply(
-        {"op": "noise", "epsilon": 0.5, "sensitivity": 1, "distribution": "gaussian", "delta": 1e-5, "clip": [40, 60], "seed": 1},
+        {
+            "op": "noise",
+            "epsilon": 0.5,
+            "sensitivity": 1,
+            "distribution": "gaussian",
+            "delta": 1e-5,
+            "clip": [40, 60],
+            "seed": 1,
+        },
         table,
         keyring,
         column="age",

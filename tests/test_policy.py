@@ -4,10 +4,9 @@ import json
 import pickle
 from pathlib import Path
 
+import amlguard as ag
 import pyarrow as pa
 import pytest
-
-import amlguard as ag
 
 DOCUMENTED = {
     "version": 1,
@@ -121,7 +120,12 @@ SCHEMA = pa.schema(
             ag.PolicyError,
             ["labels", "3 labels"],
         ),
-        ("email", {"op": "hash", "key": "pseudo", "truncate_bytes": 4}, ag.PolicyError, ["truncate_bytes"]),
+        (
+            "email",
+            {"op": "hash", "key": "pseudo", "truncate_bytes": 4},
+            ag.PolicyError,
+            ["truncate_bytes"],
+        ),
         ("email", {"op": "fpe", "key": "k", "alphabet": "aa"}, ag.PolicyError, ["alphabet"]),
         ("salary", {"op": "noise"}, ag.PolicyError, ["scale"]),
         (
@@ -131,9 +135,24 @@ SCHEMA = pa.schema(
             ["delta"],
         ),
         ("salary", {"op": "noise", "scale": 1, "clip": [5, 1]}, ag.PolicyError, ["clip"]),
-        ("born", {"op": "date_shift", "key": "d", "max_days": 10, "subject": "who"}, ag.ColumnNotFoundError, ["who"]),
-        ("born", {"op": "date_shift", "key": "d", "max_days": 10, "subject": "salary"}, ag.PolicyError, ["subject"]),
-        ("born", {"op": "date_shift", "key": "d", "max_days": 0, "subject": "patient"}, ag.PolicyError, ["max_days"]),
+        (
+            "born",
+            {"op": "date_shift", "key": "d", "max_days": 10, "subject": "who"},
+            ag.ColumnNotFoundError,
+            ["who"],
+        ),
+        (
+            "born",
+            {"op": "date_shift", "key": "d", "max_days": 10, "subject": "salary"},
+            ag.PolicyError,
+            ["subject"],
+        ),
+        (
+            "born",
+            {"op": "date_shift", "key": "d", "max_days": 0, "subject": "patient"},
+            ag.PolicyError,
+            ["max_days"],
+        ),
         ("email", {"op": "hash", "key": "bad/name"}, ag.PolicyError, ["key"]),
     ],
 )

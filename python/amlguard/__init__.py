@@ -12,26 +12,74 @@
 from __future__ import annotations
 
 from . import datasets
-from ._amlguard import LocalKeyring, MaskReport, __version__
+from ._amlguard import (
+    EncryptedFile,
+    EnvelopeReport,
+    HeaderInfo,
+    Kek,
+    LocalKeyring,
+    MaskReport,
+    __version__,
+)
+from .envelope import (
+    decrypt_bytes,
+    decrypt_file,
+    encrypt_bytes,
+    encrypt_file,
+    inspect,
+    open_encrypted,
+    rewrap,
+)
 from .exceptions import (
     AmlguardError,
     ColumnDeniedError,
     ColumnNotFoundError,
     ColumnTypeError,
     DecryptionError,
+    EnvelopeFormatError,
+    InvalidArgumentError,
     InvalidDataError,
     KeyNotFoundError,
     KeyringError,
+    KeyUsageLimitError,
+    MalformedHeaderError,
+    NoMatchingKeyError,
+    NotAnEnvelopeError,
     PolicyError,
+    RandomSourceError,
     StorageError,
     StorageNotFoundError,
     StoragePermissionError,
+    TruncatedHeaderError,
+    UnsupportedFormatError,
+    UnsupportedSuiteError,
 )
 from .files import mask_file, mask_parquet
 from .policy import Policy
 
 __all__ = [
     "AmlguardError",
+    "EncryptedFile",
+    "EnvelopeFormatError",
+    "EnvelopeReport",
+    "HeaderInfo",
+    "InvalidArgumentError",
+    "Kek",
+    "KeyUsageLimitError",
+    "MalformedHeaderError",
+    "NoMatchingKeyError",
+    "NotAnEnvelopeError",
+    "RandomSourceError",
+    "TruncatedHeaderError",
+    "UnsupportedFormatError",
+    "UnsupportedSuiteError",
+    "decrypt_bytes",
+    "decrypt_file",
+    "encrypt_bytes",
+    "encrypt_file",
+    "inspect",
+    "open_encrypted",
+    "rewrap",
     "ColumnDeniedError",
     "ColumnNotFoundError",
     "ColumnTypeError",

@@ -1,10 +1,31 @@
 """Type stubs for the amlguard extension module (checked by mypy.stubtest)."""
 
 import os
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, final
+
+__all__ = [
+    "__version__",
+    "LocalKeyring",
+    "_CorePolicy",
+    "MaskReport",
+    "mask_file",
+    "synthetic_pii",
+    "Kek",
+    "EnvelopeReport",
+    "HeaderInfo",
+    "EncryptedFile",
+    "encrypt_bytes",
+    "decrypt_bytes",
+    "encrypt_file",
+    "decrypt_file",
+    "rewrap",
+    "inspect",
+    "open_encrypted",
+]
 
 __version__: str
 
+@final
 class LocalKeyring:
     """A directory of named, versioned 256-bit keys (the embedded default key provider).
 
@@ -24,9 +45,12 @@ class LocalKeyring:
         """Names of all keys, sorted."""
     def versions(self, name: str) -> list[int]:
         """Versions of one key, ascending (empty when it does not exist)."""
-    def __contains__(self, name: str) -> bool: ...
+    def kek(self, name: str, version: Optional[int] = None) -> Kek:
+        """The key-encryption key for ``name`` (latest version, or ``version``)."""
+    def __contains__(self, key: str, /) -> bool: ...
     def __reduce__(self) -> tuple[Any, tuple[str]]: ...
 
+@final
 class MaskReport:
     """What a masking run did: counts, sizes and timing."""
 
@@ -48,6 +72,7 @@ class MaskReport:
     def policy_fingerprint(self) -> str: ...
     def _repr_html_(self) -> str: ...
 
+@final
 class _CorePolicy:
     """The parsed policy behind :class:`amlguard.Policy`."""
 
@@ -77,3 +102,98 @@ def mask_file(
 
 def synthetic_pii(rows: int, seed: int = 0) -> Any:
     """Deterministic synthetic PII table (an Arrow stream object)."""
+
+@final
+class Kek:
+    """A key-encryption key: wraps and unwraps data keys (unwrapped DEKs are cached)."""
+
+    @property
+    def key_id(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def wrap_algorithm(self) -> str: ...
+
+@final
+class EnvelopeReport:
+    """What an encrypt or decrypt call did."""
+
+    @property
+    def plaintext_bytes(self) -> int: ...
+    @property
+    def container_bytes(self) -> int: ...
+    @property
+    def segments(self) -> int: ...
+    @property
+    def key_ids(self) -> list[str]: ...
+    @property
+    def elapsed_seconds(self) -> float: ...
+
+@final
+class HeaderInfo:
+    """Facts from a container's header; never secret."""
+
+    @property
+    def format_version(self) -> int: ...
+    @property
+    def suite(self) -> str: ...
+    @property
+    def segment_size_bytes(self) -> int: ...
+    @property
+    def context(self) -> dict[str, str]: ...
+    @property
+    def key_ids(self) -> list[str]: ...
+    @property
+    def wrap_algorithms(self) -> list[str]: ...
+    @property
+    def header_len_bytes(self) -> int: ...
+    @property
+    def segments(self) -> Optional[int]: ...
+    @property
+    def plaintext_len_bytes(self) -> Optional[int]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class EncryptedFile:
+    """Seekable read-only view of a container's plaintext; segments verify before reading."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def read(self, size: int = ...) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0) -> int: ...
+    def tell(self) -> int: ...
+    def readable(self) -> bool: ...
+    def seekable(self) -> bool: ...
+    def writable(self) -> bool: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> EncryptedFile: ...
+    def __exit__(self, exc_type: Optional[Any], exc: Optional[Any], tb: Optional[Any]) -> bool: ...
+
+def encrypt_bytes(
+    data: bytes, keks: list[Kek], context: dict[str, str], segment_size_bytes: Optional[int] = None
+) -> bytes: ...
+def decrypt_bytes(
+    blob: bytes, keks: list[Kek], context: dict[str, str], threads: Optional[int] = None
+) -> bytes: ...
+def encrypt_file(
+    source: Union[str, os.PathLike[str]],
+    destination: Union[str, os.PathLike[str]],
+    keks: list[Kek],
+    context: dict[str, str],
+    segment_size_bytes: Optional[int] = None,
+    threads: Optional[int] = None,
+) -> EnvelopeReport: ...
+def decrypt_file(
+    source: Union[str, os.PathLike[str]],
+    destination: Union[str, os.PathLike[str]],
+    keks: list[Kek],
+    context: dict[str, str],
+    threads: Optional[int] = None,
+) -> EnvelopeReport: ...
+def rewrap(path: Union[str, os.PathLike[str]], old: list[Kek], new: list[Kek]) -> HeaderInfo: ...
+def inspect(path: Union[str, os.PathLike[str]]) -> HeaderInfo: ...
+def open_encrypted(
+    path: Union[str, os.PathLike[str]], keks: list[Kek], context: dict[str, str]
+) -> EncryptedFile: ...

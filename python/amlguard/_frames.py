@@ -84,7 +84,8 @@ def schema_of(data: Any) -> pa.Schema:
     if isinstance(data, pa.Schema):
         return data
     if _is_polars_frame(data):
-        return data.head(0).to_arrow().schema  # type: ignore[no-any-return]
+        schema: pa.Schema = data.head(0).to_arrow().schema
+        return schema
     if _is_pandas_frame(data):
         return pa.Schema.from_pandas(data.head(0), preserve_index=None)
     if isinstance(data, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)):

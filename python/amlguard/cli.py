@@ -12,8 +12,9 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from . import __version__
 from .exceptions import AmlguardError
@@ -132,8 +133,12 @@ def command_demo(args: argparse.Namespace) -> int:
         bar = ProgressBar(not args.no_progress)
         try:
             report = mask_file(
-                raw, out_dir / "patients.masked.parquet", policy, keyring=keyring,
-                threads=args.threads, progress=bar,
+                raw,
+                out_dir / "patients.masked.parquet",
+                policy,
+                keyring=keyring,
+                threads=args.threads,
+                progress=bar,
             )
         finally:
             bar.close()
@@ -156,8 +161,12 @@ def command_mask(args: argparse.Namespace) -> int:
     bar = ProgressBar(not args.no_progress)
     try:
         report = mask_file(
-            args.source, args.destination, policy, keyring=_keyring(args.keyring),
-            threads=args.threads, progress=bar,
+            args.source,
+            args.destination,
+            policy,
+            keyring=_keyring(args.keyring),
+            threads=args.threads,
+            progress=bar,
         )
     finally:
         bar.close()
@@ -165,6 +174,78 @@ def command_mask(args: argparse.Namespace) -> int:
         f"masked {report.rows:,} rows in {report.files} file(s) in {report.elapsed_seconds:.2f} s "
         f"({report.rows_per_second:,.0f} rows/s) -> {args.destination}"
     )
+    return 0
+
+
+def _parse_context(pairs: Optional[list[str]]) -> dict[str, str]:
+    context: dict[str, str] = {}
+    for pair in pairs or []:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise SystemExit(f"amlguard: error: --context takes key=value, got {pair!r}")
+        context[key] = value
+    return context
+
+
+def _keks_for(keyring: Any, names: list[str]) -> list[Any]:
+    return [keyring.kek(name) for name in names]
+
+
+def command_encrypt(args: argparse.Namespace) -> int:
+    from .envelope import encrypt_file
+
+    keyring = _keyring(args.keyring)
+    report = encrypt_file(
+        args.source,
+        args.destination,
+        keks=_keks_for(keyring, args.key),
+        context=_parse_context(args.context),
+        segment_size_bytes=args.segment_size,
+        threads=args.threads,
+    )
+    rate = report.plaintext_bytes / max(report.elapsed_seconds, 1e-9) / 1e6
+    print(
+        f"encrypted {report.plaintext_bytes:,} bytes into {report.segments} segment(s) "
+        f"under {', '.join(report.key_ids)} in {report.elapsed_seconds:.3f} s ({rate:,.0f} MB/s)"
+    )
+    return 0
+
+
+def command_decrypt(args: argparse.Namespace) -> int:
+    from .envelope import decrypt_file
+
+    keyring = _keyring(args.keyring)
+    report = decrypt_file(
+        args.source,
+        args.destination,
+        keks=_keks_for(keyring, args.key),
+        context=_parse_context(args.context),
+        threads=args.threads,
+    )
+    print(f"decrypted {report.plaintext_bytes:,} bytes ({report.segments} segment(s) verified)")
+    return 0
+
+
+def command_rewrap(args: argparse.Namespace) -> int:
+    from .envelope import rewrap
+
+    keyring = _keyring(args.keyring)
+    info = rewrap(args.path, old=_keks_for(keyring, args.old), new=_keks_for(keyring, args.new))
+    print(f"rewrapped {args.path}: now under {', '.join(info.key_ids)}")
+    return 0
+
+
+def command_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from .envelope import inspect
+
+    facts = inspect(args.path).to_dict()
+    if args.json:
+        print(json.dumps(facts, indent=2))
+    else:
+        for name, value in facts.items():
+            print(f"{name:<20} {value}")
     return 0
 
 
@@ -213,6 +294,56 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--no-progress", action="store_true", help="no progress bar")
     common(mask)
     mask.set_defaults(run=command_mask)
+
+    encrypt = commands.add_parser("encrypt", help="encrypt a file into an amlguard container")
+    encrypt.add_argument("source")
+    encrypt.add_argument("destination")
+    encrypt.add_argument(
+        "--key",
+        action="append",
+        required=True,
+        help="keyring key to wrap the data key under (repeat for several)",
+    )
+    encrypt.add_argument(
+        "--context",
+        action="append",
+        metavar="KEY=VALUE",
+        help="encryption context entry, bound to the ciphertext (repeatable)",
+    )
+    encrypt.add_argument(
+        "--segment-size", type=int, default=None, help="plaintext bytes per segment"
+    )
+    encrypt.add_argument("--threads", type=int, default=None, help="worker threads (all CPUs)")
+    common(encrypt)
+    encrypt.set_defaults(run=command_encrypt)
+
+    decrypt = commands.add_parser("decrypt", help="decrypt an amlguard container")
+    decrypt.add_argument("source")
+    decrypt.add_argument("destination")
+    decrypt.add_argument("--key", action="append", required=True, help="keyring key (repeatable)")
+    decrypt.add_argument(
+        "--context",
+        action="append",
+        metavar="KEY=VALUE",
+        help="expected encryption context entry (repeatable)",
+    )
+    decrypt.add_argument("--threads", type=int, default=None, help="worker threads (all CPUs)")
+    common(decrypt)
+    decrypt.set_defaults(run=command_decrypt)
+
+    rewrap_parser = commands.add_parser("rewrap", help="re-wrap a container's data key (rotation)")
+    rewrap_parser.add_argument("path")
+    rewrap_parser.add_argument(
+        "--old", action="append", required=True, help="key it is wrapped under"
+    )
+    rewrap_parser.add_argument("--new", action="append", required=True, help="key to wrap under")
+    common(rewrap_parser)
+    rewrap_parser.set_defaults(run=command_rewrap)
+
+    inspect_parser = commands.add_parser("inspect", help="show a container's header (no secrets)")
+    inspect_parser.add_argument("path")
+    inspect_parser.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect_parser.set_defaults(run=command_inspect)
 
     keys = commands.add_parser("keys", help="manage the local keyring")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

@@ -17,6 +17,16 @@ __all__ = [
     "KeyringError",
     "InvalidDataError",
     "DecryptionError",
+    "EnvelopeFormatError",
+    "NotAnEnvelopeError",
+    "UnsupportedFormatError",
+    "UnsupportedSuiteError",
+    "TruncatedHeaderError",
+    "MalformedHeaderError",
+    "NoMatchingKeyError",
+    "KeyUsageLimitError",
+    "InvalidArgumentError",
+    "RandomSourceError",
     "StorageError",
     "StorageNotFoundError",
     "StoragePermissionError",
@@ -60,6 +70,46 @@ class InvalidDataError(AmlguardError, ValueError):
 
 class DecryptionError(AmlguardError):
     """Authentication failed: wrong key or context, or tampered data. Says nothing more."""
+
+
+class EnvelopeFormatError(AmlguardError, ValueError):
+    """A file or blob is not a readable amlguard container (structural, not authentication)."""
+
+
+class NotAnEnvelopeError(EnvelopeFormatError):
+    """The input does not start with the amlguard container magic."""
+
+
+class UnsupportedFormatError(EnvelopeFormatError):
+    """The container's format version is newer than this release reads: upgrade amlguard."""
+
+
+class UnsupportedSuiteError(EnvelopeFormatError):
+    """The container uses an algorithm suite this release does not know."""
+
+
+class TruncatedHeaderError(EnvelopeFormatError):
+    """The input ends inside the container header."""
+
+
+class MalformedHeaderError(EnvelopeFormatError):
+    """The container header is malformed (a length or field out of range)."""
+
+
+class NoMatchingKeyError(AmlguardError, LookupError):
+    """None of the given key-encryption keys matches a key id recorded in the container."""
+
+
+class KeyUsageLimitError(AmlguardError):
+    """A data key reached its safe usage limit (bytes or segments); encrypt in smaller parts."""
+
+
+class InvalidArgumentError(AmlguardError, ValueError):
+    """An argument is out of range (e.g. a segment size)."""
+
+
+class RandomSourceError(AmlguardError):
+    """The operating system's random generator failed."""
 
 
 class StorageError(AmlguardError, OSError):

@@ -115,7 +115,9 @@ class Policy:
         """
         self._core.validate_schema(_frames.schema_of(schema_or_data), keyring)
 
-    def output_schema(self, schema_or_data: Any, keyring: Optional[LocalKeyring] = None) -> pa.Schema:
+    def output_schema(
+        self, schema_or_data: Any, keyring: Optional[LocalKeyring] = None
+    ) -> pa.Schema:
         """The Arrow schema of the masked output."""
         return pa.schema(self._core.output_schema(_frames.schema_of(schema_or_data), keyring))
 
@@ -152,7 +154,8 @@ class Policy:
 
     def __repr__(self) -> str:
         rules = ", ".join(f"{name}: {rule['op']}" for name, rule in self.columns.items())
-        return f"Policy(default={self.default!r}, columns={{{rules}}}, fingerprint={self.fingerprint[:12]!r})"
+        fingerprint = self.fingerprint[:12]
+        return f"Policy(default={self.default!r}, columns={{{rules}}}, fingerprint={fingerprint!r})"
 
     def _repr_html_(self) -> str:
         from html import escape

@@ -17,6 +17,15 @@ pyo3::import_exception!(amlguard.exceptions, KeyNotFoundError);
 pyo3::import_exception!(amlguard.exceptions, KeyringError);
 pyo3::import_exception!(amlguard.exceptions, InvalidDataError);
 pyo3::import_exception!(amlguard.exceptions, DecryptionError);
+pyo3::import_exception!(amlguard.exceptions, NotAnEnvelopeError);
+pyo3::import_exception!(amlguard.exceptions, UnsupportedFormatError);
+pyo3::import_exception!(amlguard.exceptions, UnsupportedSuiteError);
+pyo3::import_exception!(amlguard.exceptions, TruncatedHeaderError);
+pyo3::import_exception!(amlguard.exceptions, MalformedHeaderError);
+pyo3::import_exception!(amlguard.exceptions, NoMatchingKeyError);
+pyo3::import_exception!(amlguard.exceptions, KeyUsageLimitError);
+pyo3::import_exception!(amlguard.exceptions, InvalidArgumentError);
+pyo3::import_exception!(amlguard.exceptions, RandomSourceError);
 pyo3::import_exception!(amlguard.exceptions, StorageError);
 pyo3::import_exception!(amlguard.exceptions, StorageNotFoundError);
 pyo3::import_exception!(amlguard.exceptions, StoragePermissionError);
@@ -33,6 +42,15 @@ impl From<Error> for PyErr {
             Error::Keyring { .. } => KeyringError::new_err(message),
             Error::InvalidData { .. } => InvalidDataError::new_err(message),
             Error::Decryption => DecryptionError::new_err(message),
+            Error::NotEnvelope { .. } => NotAnEnvelopeError::new_err(message),
+            Error::UnsupportedFormatVersion { .. } => UnsupportedFormatError::new_err(message),
+            Error::UnsupportedSuite { .. } => UnsupportedSuiteError::new_err(message),
+            Error::TruncatedHeader { .. } => TruncatedHeaderError::new_err(message),
+            Error::MalformedHeader { .. } => MalformedHeaderError::new_err(message),
+            Error::NoMatchingKek { .. } => NoMatchingKeyError::new_err(message),
+            Error::KeyUsageLimit { .. } => KeyUsageLimitError::new_err(message),
+            Error::InvalidArgument { .. } => InvalidArgumentError::new_err(message),
+            Error::RandomSource { .. } => RandomSourceError::new_err(message),
             Error::Io { ref source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => StorageNotFoundError::new_err(message),
                 std::io::ErrorKind::PermissionDenied => StoragePermissionError::new_err(message),

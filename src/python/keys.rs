@@ -1,10 +1,47 @@
 //! Python face of [`crate::keys::LocalKeyring`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 
-use crate::keys::LocalKeyring;
+use crate::keys::{CachingKek, DekCacheLimits, KeyEncryptionKey, LocalKeyring};
+
+/// A key-encryption key: wraps and unwraps data keys. Unwrapped data keys are cached in memory
+/// (bounded lifetime and uses, zeroized on eviction) so many files sharing one cost one unwrap.
+#[pyclass(frozen, module = "amlguard", name = "Kek")]
+pub(crate) struct PyKek {
+    pub(crate) inner: Arc<dyn KeyEncryptionKey>,
+}
+
+#[pymethods]
+impl PyKek {
+    /// Provider-qualified key id with version, e.g. `local:training-data@2`.
+    #[getter]
+    fn key_id(&self) -> String {
+        self.inner.key_id()
+    }
+
+    /// Key provider name.
+    #[getter]
+    fn provider(&self) -> String {
+        self.inner.provider().to_owned()
+    }
+
+    /// Wrapping algorithm recorded in headers.
+    #[getter]
+    fn wrap_algorithm(&self) -> String {
+        self.inner.wrap_algorithm().to_owned()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Kek(key_id='{}', wrap_algorithm='{}')",
+            self.inner.key_id(),
+            self.inner.wrap_algorithm()
+        )
+    }
+}
 
 /// A directory of named, versioned 256-bit keys (the embedded default key provider).
 #[pyclass(frozen, module = "amlguard", name = "LocalKeyring")]
@@ -48,6 +85,18 @@ impl PyLocalKeyring {
     /// Versions of one key, ascending.
     fn versions(&self, name: &str) -> PyResult<Vec<u32>> {
         Ok(self.inner.versions(name)?)
+    }
+
+    /// The key-encryption key for `name` (latest version, or `version`).
+    #[pyo3(signature = (name, version=None))]
+    fn kek(&self, name: &str, version: Option<u32>) -> PyResult<PyKek> {
+        let kek = match version {
+            Some(version) => self.inner.kek_version(name, version)?,
+            None => self.inner.kek(name)?,
+        };
+        Ok(PyKek {
+            inner: Arc::new(CachingKek::new(kek, DekCacheLimits::default())),
+        })
     }
 
     fn __contains__(&self, name: &str) -> PyResult<bool> {

@@ -5,6 +5,7 @@
 //! Long work goes through [`run::run_blocking`], which releases the GIL and honours Ctrl-C.
 
 mod datasets;
+mod envelope;
 mod error;
 mod io;
 mod keys;
@@ -21,5 +22,16 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<io::PyMaskReport>()?;
     module.add_function(wrap_pyfunction!(io::mask_file, module)?)?;
     module.add_function(wrap_pyfunction!(datasets::synthetic_pii, module)?)?;
+    module.add_class::<keys::PyKek>()?;
+    module.add_class::<envelope::PyEnvelopeReport>()?;
+    module.add_class::<envelope::PyHeaderInfo>()?;
+    module.add_class::<envelope::PyEncryptedFile>()?;
+    module.add_function(wrap_pyfunction!(envelope::encrypt_bytes, module)?)?;
+    module.add_function(wrap_pyfunction!(envelope::decrypt_bytes, module)?)?;
+    module.add_function(wrap_pyfunction!(envelope::encrypt_file, module)?)?;
+    module.add_function(wrap_pyfunction!(envelope::decrypt_file, module)?)?;
+    module.add_function(wrap_pyfunction!(envelope::rewrap, module)?)?;
+    module.add_function(wrap_pyfunction!(envelope::inspect, module)?)?;
+    module.add_function(wrap_pyfunction!(envelope::open_encrypted, module)?)?;
     Ok(())
 }
