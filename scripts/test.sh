@@ -14,7 +14,8 @@ step() { printf '\n== %s\n' "$*"; }
 step "installing test dependencies"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check \
     "maturin>=1.7,<2" "pytest>=8" "pyarrow>=14" "polars>=1.0" "pandas>=2.0" "pyyaml>=6" \
-    "hypothesis>=6" "ruff>=0.6" "mypy>=1.10" "types-PyYAML" "cryptography>=42"
+    "hypothesis>=6" "ruff>=0.6" "mypy>=1.10" "types-PyYAML" "cryptography>=42" \
+    "nbclient>=0.10" "nbformat>=5" "ipykernel>=6"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 step "cargo fmt --check"
