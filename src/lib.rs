@@ -4,6 +4,7 @@
 //!   Arrow record batches in parallel;
 //! - [`keys`]: key material and the local keyring;
 //! - [`io`]: masking Parquet and CSV files in bounded memory with atomic writes;
+//! - [`detect`]: PII and secret recognizers over free text, column scans and in-text redaction;
 //! - [`datasets`]: deterministic synthetic PII for demos, tests and benchmarks.
 //!
 //! The Python bindings live in `python` behind the `python` feature; the core never needs them.
@@ -11,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod datasets;
+pub mod detect;
 pub mod error;
 pub mod io;
 pub mod keys;

@@ -1,0 +1,1 @@
+//! Labelled synthetic notes (placeholder).
