@@ -16,8 +16,8 @@
 //!   `@ : / =`, no token of 16 or more key characters and no `www.` is skipped without any
 //!   pattern work.
 //! - A context word (a recognizer's `context`, case-insensitive, at a word start) within
-//!   [`CONTEXT_WINDOW_BYTES`] before a match raises its score by [`CONTEXT_BOOST`]; findings
-//!   scoring below the detector's minimum are dropped.
+//!   [`CONTEXT_WINDOW_BYTES`] before a match, in the same sentence or clause, raises its score
+//!   by [`CONTEXT_BOOST`]; findings scoring below the detector's minimum are dropped.
 //! - Findings are byte ranges of the text, sorted by start and never overlapping. Where other
 //!   sources add spans (an external NER), [`resolve_overlaps`] keeps, deterministically, the
 //!   highest score, then the longest, then the earliest.
@@ -355,8 +355,16 @@ fn has_context(text: &str, start: usize, words: &[String]) -> bool {
         return false;
     }
     let from = ceil_char_boundary(text, start.saturating_sub(CONTEXT_WINDOW_BYTES));
+    let mut source = &text.as_bytes()[from..start];
+    // Context belongs to the same sentence or clause: "SSN: 123456789. Order 987654321" does
+    // not make the order number an SSN.
+    if let Some(cut) = source
+        .windows(2)
+        .rposition(|w| matches!(w, [b'.' | b'!' | b'?', b' ' | b'\n'] | [b';' | b'\n', _]))
+    {
+        source = &source[cut + 1..];
+    }
     let mut window = [0u8; CONTEXT_WINDOW_BYTES];
-    let source = &text.as_bytes()[from..start];
     let window = &mut window[..source.len()];
     window.copy_from_slice(source);
     window.make_ascii_lowercase();

@@ -518,6 +518,15 @@ fn date_valid(candidate: &str) -> bool {
 }
 
 fn phone(text: &str, start: usize, end: usize) -> Option<Accepted> {
+    // The tail of a longer digit sequence ("4978 0492 9843 2939" after the card check failed)
+    // is not a phone number: a number of three or more digits right before is a continuation.
+    let bytes = text.as_bytes();
+    if start >= 4
+        && matches!(bytes[start - 1], b' ' | b'-' | b'.' | b'/')
+        && bytes[start - 4..start - 1].iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
     group_ends(text, start, end, b" ./-").find_map(|cut| {
         phone_score(&text[start..cut]).map(|score| Accepted {
             start,
