@@ -33,6 +33,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use regex_automata::meta::{self, Regex};
 use regex_automata::{Anchored, Input, PatternID};
@@ -150,6 +151,16 @@ impl Detector {
     /// The built-in recognizers.
     pub fn builtin() -> Result<Self> {
         Self::new(recognizers::builtin())
+    }
+
+    /// The built-in detector, compiled once per process and shared (policies reuse it).
+    pub fn builtin_shared() -> Result<Arc<Self>> {
+        static BUILTIN: OnceLock<Arc<Detector>> = OnceLock::new();
+        if let Some(detector) = BUILTIN.get() {
+            return Ok(Arc::clone(detector));
+        }
+        let detector = Arc::new(Self::builtin()?);
+        Ok(Arc::clone(BUILTIN.get_or_init(|| detector)))
     }
 
     /// User recognizers first (they win ties at the same position), then the built-ins.
