@@ -186,9 +186,11 @@ fn mask_one(
                 .and_then(|rows| usize::try_from(rows).ok())
                 .filter(|rows| *rows > 0)
                 .unwrap_or(1024 * 1024);
-            let compression = (row_groups > 0 && file_metadata.row_group(0).num_columns() > 0)
-                .then(|| file_metadata.row_group(0).column(0).compression())
-                .unwrap_or(Compression::SNAPPY);
+            let compression = if row_groups > 0 && file_metadata.row_group(0).num_columns() > 0 {
+                file_metadata.row_group(0).column(0).compression()
+            } else {
+                Compression::SNAPPY
+            };
             let mut sink = Sink::open(output_format, output.file_mut(), &compiled, compression, largest_row_group)?;
             let mut rows = 0u64;
             for row_group in 0..row_groups {
