@@ -9,9 +9,14 @@
 //! candidate's first token, so a greedy candidate that swallowed its neighbour does not hide it.
 //!
 //! Contract:
-//! - Linear time in the text length for every pattern, user patterns included: the automata
-//!   never backtrack, retries after a rejected candidate start inside bounded windows, and
-//!   alternates are searched within [`ALTERNATE_WINDOW_BYTES`] of the candidate.
+//! - No backtracking: every search is linear in the text for any pattern, user patterns
+//!   included, so a catastrophic pattern such as `(a+)+$` cannot blow up. Work after a
+//!   rejected candidate is bounded too: alternates are searched within
+//!   [`ALTERNATE_WINDOW_BYTES`] of it, and scanning resumes after its first token (or after
+//!   the whole candidate when it is long). As with any leftmost-first match iteration (the
+//!   `regex` crate's `find_iter` included), a user pattern whose end depends on text far ahead
+//!   (`a(?:.*Z)?`) can make a value with very many matches cost more than one pass; the
+//!   built-in patterns are bounded and do not.
 //! - A cheap pre-filter runs first: with only built-in recognizers, a string with no digit, no
 //!   `@ : / =`, no token of 16 or more key characters and no `www.` is skipped without any
 //!   pattern work.
@@ -99,7 +104,7 @@ impl std::fmt::Debug for Detector {
 /// Compile patterns into one leftmost-first multi-pattern regex.
 pub(crate) fn compile_patterns<P: AsRef<str>>(
     patterns: &[P],
-) -> std::result::Result<Regex, regex_automata::meta::BuildError> {
+) -> std::result::Result<Regex, Box<regex_automata::meta::BuildError>> {
     Regex::builder()
         .configure(
             Regex::config()
@@ -107,6 +112,7 @@ pub(crate) fn compile_patterns<P: AsRef<str>>(
                 .hybrid_cache_capacity(DFA_CACHE_BYTES),
         )
         .build_many(patterns)
+        .map_err(Box::new)
 }
 
 impl Detector {
@@ -590,6 +596,65 @@ mod tests {
         let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
         assert_eq!(entities(&d, &format!("token: {jwt}"))[0].0, "JWT");
         assert!(d.find("password: hunter2hunter2hunter2").is_empty());
+    }
+
+    #[test]
+    fn catastrophic_patterns_stay_linear() {
+        let haystack = "a".repeat(100_000);
+        for validator in [None, Some("luhn")] {
+            let nested = Recognizer::custom("NESTED", "(a+)+$", validator, &[], 0.9).unwrap();
+            let detector = Detector::with_custom(vec![nested]).unwrap();
+            let started = std::time::Instant::now();
+            let found = detector.find(&haystack);
+            assert_eq!(found.len(), usize::from(validator.is_none()));
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+        // The same with a rejected candidate at every token of a long value.
+        let nested = Recognizer::custom("NESTED", "(a+)+b?", Some("luhn"), &[], 0.9).unwrap();
+        let detector = Detector::with_custom(vec![nested]).unwrap();
+        let started = std::time::Instant::now();
+        assert!(detector.find(&"aaaa ".repeat(20_000)).is_empty());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn long_values_empty_values_and_custom_recognizers() {
+        let d = Detector::builtin().unwrap();
+        assert!(d.find("").is_empty());
+        let sentence = "Zoë wrote from zoe@example.com; order 12345, v2.10.3. ";
+        let repeats = 10_000_000 / sentence.len();
+        let long = sentence.repeat(repeats);
+        let started = std::time::Instant::now();
+        assert_eq!(d.find(&long).len(), repeats);
+        let digits = "7".repeat(10_000_000);
+        assert!(d.find(&digits).is_empty());
+        // A rejected candidate at every other byte: the worst case for retries.
+        let pairs = "1 ".repeat(100_000);
+        assert!(d.find(&pairs).is_empty());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let employee =
+            Recognizer::custom("EMPLOYEE_ID", "EMP-[0-9]{6}", None, &["employee"], 0.4).unwrap();
+        let d = Detector::with_custom(vec![employee]).unwrap();
+        assert!(
+            d.find("EMP-123456").is_empty(),
+            "below the minimum score without context"
+        );
+        let found = d.find("employee EMP-123456, mail a@b.co");
+        assert_eq!(d.entity_name(found[0].entity), "EMPLOYEE_ID");
+        assert_eq!(d.entity_name(found[1].entity), "EMAIL");
     }
 
     #[test]

@@ -236,7 +236,7 @@ fn sas_query(rng: &mut Rng, out: &mut String) {
 fn pem(rng: &mut Rng, out: &mut String) {
     let body = base64::engine::general_purpose::STANDARD.encode(random_bytes(rng, 144));
     let label = ["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY"][rng.below(3) as usize];
-    let _ = write!(out, "-----BEGIN {label}-----\n");
+    let _ = writeln!(out, "-----BEGIN {label}-----");
     for line in body.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(line).unwrap_or_default());
         out.push('\n');

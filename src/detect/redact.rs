@@ -36,6 +36,8 @@ use crate::mask::{ChunkContext, ColumnOperator};
 pub const DEFAULT_TEMPLATE: &str = "<{entity}>";
 
 /// What replaces one entity's findings.
+// Built once per policy and never moved on a hot path, so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum EntityAction {
     /// A fixed text; `{entity}` in it becomes the entity name.
     Label(String),

@@ -18,11 +18,11 @@
 //! use arrow_array::{RecordBatch, StringArray};
 //!
 //! let detector = Detector::builtin().unwrap();
-//! let contact = StringArray::from(vec!["jane@example.com", "joe@example.org", "n/a"]);
+//! let contact = StringArray::from(vec!["jane@example.com", "joe@example.org", "al@example.net", "bo@example.fr", "n/a"]);
 //! let batch = RecordBatch::try_from_iter([("contact", Arc::new(contact) as _)]).unwrap();
 //! let report = scan(&[batch], &detector, None).unwrap();
 //! let email = &report.columns[0].entities[0];
-//! assert_eq!((email.entity.as_str(), email.values_with_match), ("EMAIL", 2));
+//! assert_eq!((email.entity.as_str(), email.values_with_match), ("EMAIL", 4));
 //! assert_eq!(report.columns[0].suggested_op, "hash");
 //! ```
 
@@ -812,6 +812,82 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("row 0"), "{err}");
+    }
+
+    /// Throughput on 1M synthetic notes; run with
+    /// `cargo test --release --lib throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn throughput() {
+        use crate::policy::Policy;
+        let batches = crate::datasets::synthetic_pii(1_000_000, 1).unwrap();
+        let notes: Vec<RecordBatch> = batches
+            .iter()
+            .map(|b| b.project(&[b.schema().index_of("note").unwrap()]).unwrap())
+            .collect();
+        let bytes: usize = notes
+            .iter()
+            .map(|b| b.column(0).as_string::<i32>().value_data().len())
+            .sum();
+        let rows: usize = notes.iter().map(RecordBatch::num_rows).sum();
+        println!(
+            "{rows} notes, {:.1} MB of text, {:.0} bytes per note",
+            bytes as f64 / 1e6,
+            bytes as f64 / rows as f64
+        );
+        let detector = Detector::builtin().unwrap();
+        let report = |what: &str, threads: usize, seconds: f64| {
+            println!(
+                "{what:<40} threads={threads} {:>8.1} MB/s {:>10.0} rows/s",
+                bytes as f64 / seconds / 1e6,
+                rows as f64 / seconds
+            );
+        };
+        for threads in [1, 2] {
+            let started = std::time::Instant::now();
+            let mut findings = 0;
+            for (i, batch) in notes.iter().enumerate() {
+                let options = DetectOptions {
+                    threads: Some(threads),
+                    first_row: (i * crate::datasets::BLOCK_ROWS) as u64,
+                    ..Default::default()
+                };
+                findings += detect_with(batch.column(0).as_ref(), &detector, &options)
+                    .unwrap()
+                    .num_rows();
+            }
+            report(
+                &format!("detect (all 15 entities, {findings} findings)"),
+                threads,
+                started.elapsed().as_secs_f64(),
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let keys = crate::keys::LocalKeyring::open(dir.path()).unwrap();
+        let policies = [
+            (
+                "redact_entities 5 labels",
+                r#"{"columns": {"note": {"op": "redact_entities", "entities": ["EMAIL", "PHONE", "CREDIT_CARD", "US_SSN", "IPV4"]}}}"#,
+            ),
+            (
+                "redact_entities all labels",
+                r#"{"columns": {"note": {"op": "redact_entities"}}}"#,
+            ),
+        ];
+        for (name, policy) in policies {
+            let compiled = Policy::from_json(policy)
+                .unwrap()
+                .compile(notes[0].schema(), &keys)
+                .unwrap();
+            for threads in [1, 2] {
+                let started = std::time::Instant::now();
+                let out = compiled
+                    .apply_batches_on(&notes, 0, &RunControl::new(), Some(threads))
+                    .unwrap();
+                assert_eq!(out.iter().map(RecordBatch::num_rows).sum::<usize>(), rows);
+                report(name, threads, started.elapsed().as_secs_f64());
+            }
+        }
     }
 
     #[test]

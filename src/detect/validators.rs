@@ -119,7 +119,11 @@ impl Validator {
         };
         match self {
             Validator::Luhn => {
-                let digits = ascii_digits(candidate);
+                let digits: Vec<u8> = candidate
+                    .bytes()
+                    .filter(u8::is_ascii_digit)
+                    .map(|b| b - b'0')
+                    .collect();
                 whole(digits.len() >= 2 && luhn_valid(&digits))
             }
             Validator::CreditCard => credit_card(text, start, end),
@@ -148,13 +152,6 @@ impl Validator {
     }
 }
 
-fn ascii_digits(text: &str) -> Vec<u8> {
-    text.bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|b| b - b'0')
-        .collect()
-}
-
 /// Luhn (mod 10) over decimal digit values.
 pub(crate) fn luhn_valid(digits: &[u8]) -> bool {
     let sum: u32 = digits
@@ -178,59 +175,97 @@ pub(crate) fn luhn_valid(digits: &[u8]) -> bool {
     sum % 10 == 0
 }
 
-/// Candidate ends from the longest to the shortest: the full candidate, then each point just
-/// before a separator. Patterns for numbers with separators are greedy and may swallow a
-/// following number ("call 555-0100 2 times"); trying shorter prefixes recovers the real one.
-fn group_ends(
+/// Try the candidate's ends from the longest to the shortest: the full candidate, then each
+/// point just before a separator. Patterns for numbers with separators are greedy and may
+/// swallow a following number ("call 555-0100 2 times"); shorter prefixes recover the real one.
+fn longest_valid_prefix<T>(
     text: &str,
     start: usize,
     end: usize,
     separators: &[u8],
-) -> impl Iterator<Item = usize> {
+    mut check: impl FnMut(usize) -> Option<T>,
+) -> Option<T> {
+    if let Some(found) = check(end) {
+        return Some(found);
+    }
     let bytes = text.as_bytes();
-    let mut cut = Vec::new();
-    cut.push(end);
     let mut p = end;
     while p > start + 1 {
         p -= 1;
         if separators.contains(&bytes[p]) && bytes[p - 1].is_ascii_digit() {
-            cut.push(p);
+            if let Some(found) = check(p) {
+                return Some(found);
+            }
         }
     }
-    cut.into_iter()
+    None
 }
 
-fn digit_groups(candidate: &str) -> Vec<usize> {
-    candidate
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|g| !g.is_empty())
-        .map(str::len)
-        .collect()
+/// The digits and digit-group lengths of a short candidate, kept on the stack: validators run
+/// on every candidate, so they do not allocate.
+struct DigitGroups {
+    digits: [u8; 64],
+    digit_count: usize,
+    groups: [u8; 16],
+    group_count: usize,
+}
+
+impl DigitGroups {
+    /// `None` when the text holds more digits or groups than any number we validate.
+    fn parse(text: &str) -> Option<Self> {
+        let mut parsed = Self {
+            digits: [0; 64],
+            digit_count: 0,
+            groups: [0; 16],
+            group_count: 0,
+        };
+        let mut in_group = false;
+        for b in text.bytes() {
+            if b.is_ascii_digit() {
+                *parsed.digits.get_mut(parsed.digit_count)? = b - b'0';
+                parsed.digit_count += 1;
+                if !in_group {
+                    parsed.group_count += 1;
+                }
+                *parsed.groups.get_mut(parsed.group_count - 1)? += 1;
+                in_group = true;
+            } else {
+                in_group = false;
+            }
+        }
+        Some(parsed)
+    }
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.digit_count]
+    }
+    fn groups(&self) -> &[u8] {
+        &self.groups[..self.group_count]
+    }
 }
 
 fn credit_card(text: &str, start: usize, end: usize) -> Option<Accepted> {
-    for cut in group_ends(text, start, end, b" -") {
+    longest_valid_prefix(text, start, end, b" -", |cut| {
         let candidate = &text[start..cut];
-        let digits = ascii_digits(candidate);
+        let parsed = DigitGroups::parse(candidate)?;
+        let digits = parsed.digits();
         if !(13..=19).contains(&digits.len()) {
-            continue;
+            return None;
         }
         let mut separators = candidate.bytes().filter(|b| !b.is_ascii_digit());
         let consistent = match separators.next() {
             None => true,
             Some(first) => separators.all(|b| b == first),
         };
-        let groups = digit_groups(candidate);
+        let groups = parsed.groups();
         let grouped = groups.len() == 1 || groups.iter().all(|g| (3..=6).contains(g));
-        if consistent && grouped && brand_length_ok(&digits) && luhn_valid(&digits) {
-            return Some(Accepted {
+        (consistent && grouped && brand_length_ok(digits) && luhn_valid(digits)).then_some(
+            Accepted {
                 start,
                 end: cut,
                 score: None,
-            });
-        }
-    }
-    None
+            },
+        )
+    })
 }
 
 fn prefix_number(digits: &[u8], count: usize) -> u32 {
@@ -527,7 +562,7 @@ fn phone(text: &str, start: usize, end: usize) -> Option<Accepted> {
     {
         return None;
     }
-    group_ends(text, start, end, b" ./-").find_map(|cut| {
+    longest_valid_prefix(text, start, end, b" ./-", |cut| {
         phone_score(&text[start..cut]).map(|score| Accepted {
             start,
             end: cut,
@@ -537,8 +572,8 @@ fn phone(text: &str, start: usize, end: usize) -> Option<Accepted> {
 }
 
 fn phone_score(candidate: &str) -> Option<f64> {
-    let digits = ascii_digits(candidate);
-    let groups = digit_groups(candidate);
+    let parsed = DigitGroups::parse(candidate)?;
+    let (digits, groups) = (parsed.digits(), parsed.groups());
     let n = digits.len();
     let at = |i: usize| digits.get(i).copied().unwrap_or(0);
     if candidate.starts_with('+') {
