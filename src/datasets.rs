@@ -4,7 +4,8 @@
 //! for any thread count: rows are generated in fixed blocks, each from its own ChaCha stream
 //! seeded by (seed, block index). Values look real and pass their validators: Luhn-valid card
 //! numbers of several brands, IBANs with correct mod-97 check digits, SSNs outside the invalid
-//! ranges. Nothing here is real data.
+//! ranges. Nothing here is real data. Free-text notes with ground-truth spans, for measuring
+//! detection quality, are in [`crate::detect::labelled`].
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use crate::error::Result;
 /// Rows per generation block (and per output batch).
 pub const BLOCK_ROWS: usize = 64 * 1024;
 
-const FIRST_NAMES: &[&str] = &[
+pub(crate) const FIRST_NAMES: &[&str] = &[
     "James",
     "Mary",
     "Robert",
@@ -65,7 +66,7 @@ const FIRST_NAMES: &[&str] = &[
     "Omar",
     "Ingrid",
 ];
-const LAST_NAMES: &[&str] = &[
+pub(crate) const LAST_NAMES: &[&str] = &[
     "Smith",
     "Johnson",
     "Williams",
@@ -99,7 +100,7 @@ const LAST_NAMES: &[&str] = &[
     "Rossi",
     "Andersson",
 ];
-const EMAIL_DOMAINS: &[&str] = &[
+pub(crate) const EMAIL_DOMAINS: &[&str] = &[
     "example.com",
     "example.org",
     "mail.example.net",
@@ -147,29 +148,30 @@ pub fn synthetic_pii(rows: usize, seed: u64) -> Result<Vec<RecordBatch>> {
     })
 }
 
-struct Rng(ChaCha8Rng);
+/// A deterministic random stream for one block of generated rows.
+pub(crate) struct Rng(ChaCha8Rng);
 
 impl Rng {
-    fn for_block(seed: u64, block: u64) -> Self {
+    pub(crate) fn for_block(seed: u64, block: u64) -> Self {
         let mut hasher = Sha256::new();
         hasher.update(b"amlguard/synthetic-pii/v1");
         hasher.update(seed.to_be_bytes());
         hasher.update(block.to_be_bytes());
         Rng(ChaCha8Rng::from_seed(hasher.finalize().into()))
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0.next_u64() % n
     }
-    fn range(&mut self, low: u64, high_inclusive: u64) -> u64 {
+    pub(crate) fn range(&mut self, low: u64, high_inclusive: u64) -> u64 {
         low + self.below(high_inclusive - low + 1)
     }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+    pub(crate) fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len() as u64) as usize]
     }
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
-    fn digits(&mut self, out: &mut String, count: usize) {
+    pub(crate) fn digits(&mut self, out: &mut String, count: usize) {
         for _ in 0..count {
             out.push(char::from(b'0' + self.below(10) as u8));
         }
@@ -214,7 +216,7 @@ pub fn iban_check_digits(country: &str, bban: &str) -> String {
     format!("{:02}", 98 - remainder)
 }
 
-fn card_number(rng: &mut Rng, out: &mut String) {
+pub(crate) fn card_number(rng: &mut Rng, out: &mut String) {
     let (prefix, length) = match rng.below(4) {
         0 => ("4".to_owned(), 16),
         1 => (format!("5{}", rng.range(1, 5)), 16),
@@ -248,7 +250,7 @@ fn card_number(rng: &mut Rng, out: &mut String) {
     }
 }
 
-fn iban(rng: &mut Rng, out: &mut String) {
+pub(crate) fn iban(rng: &mut Rng, out: &mut String) {
     let (country, bban) = match rng.below(4) {
         0 => {
             let mut bban = String::new();
@@ -280,7 +282,7 @@ fn iban(rng: &mut Rng, out: &mut String) {
     out.push_str(&bban);
 }
 
-fn ssn(rng: &mut Rng, out: &mut String) {
+pub(crate) fn ssn(rng: &mut Rng, out: &mut String) {
     let area = loop {
         let area = rng.range(1, 899);
         if area != 666 {
@@ -328,7 +330,7 @@ fn phone(rng: &mut Rng, out: &mut String) {
     };
 }
 
-fn email(rng: &mut Rng, first: &str, last: &str, out: &mut String) {
+pub(crate) fn email(rng: &mut Rng, first: &str, last: &str, out: &mut String) {
     let ascii = |s: &str| -> String {
         s.chars()
             .filter_map(|c| {

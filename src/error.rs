@@ -69,6 +69,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A recognizer cannot be built: its pattern does not compile, or a parameter is invalid.
+    #[error("recognizer '{name}': {message}")]
+    Recognizer {
+        /// The recognizer's entity name (e.g. `EMPLOYEE_ID`).
+        name: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
     /// Input data is not what it claims to be (invalid UTF-8, bad CSV row, unreadable Parquet,
     /// a value an operator cannot take).
     #[error("invalid data{}: {message}", column_suffix(.column))]

@@ -5,6 +5,7 @@
 //! - [`keys`]: key material, the local keyring, key-encryption keys and the DEK cache;
 //! - [`envelope`]: the amlguard encrypted container (envelope encryption of bytes and files);
 //! - [`io`]: masking Parquet and CSV files in bounded memory with atomic writes;
+//! - [`detect`]: PII and secret recognizers over free text, column scans and in-text redaction;
 //! - [`datasets`]: deterministic synthetic PII for demos, tests and benchmarks.
 //!
 //! The Python bindings live in `python` behind the `python` feature; the core never needs them.
@@ -12,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod datasets;
+pub mod detect;
 pub mod envelope;
 pub mod error;
 pub mod io;

@@ -17,6 +17,7 @@ __all__ = [
     "KeyringError",
     "InvalidDataError",
     "DecryptionError",
+    "RecognizerError",
     "EnvelopeFormatError",
     "NotAnEnvelopeError",
     "UnsupportedFormatError",
@@ -54,6 +55,10 @@ class ColumnTypeError(PolicyError, TypeError):
 
 class ColumnDeniedError(PolicyError):
     """A ``default: deny`` policy does not cover a column of the data."""
+
+
+class RecognizerError(PolicyError):
+    """A custom recognizer is invalid (bad regex, unknown validator, score out of range)."""
 
 
 class KeyNotFoundError(AmlguardError, LookupError):

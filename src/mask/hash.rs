@@ -75,7 +75,7 @@ impl KeyedHash {
         out
     }
 
-    fn write_pseudonym(&self, value: &[u8], out: &mut String) {
+    pub(crate) fn write_pseudonym(&self, value: &[u8], out: &mut String) {
         // Cloning the keyed state skips re-hashing the key pads for every value.
         let mut mac = self.keyed_mac.clone();
         mac.update(value);

@@ -54,7 +54,7 @@ impl PartialMask {
         }
     }
 
-    fn mask_into(&self, value: &str, out: &mut String) {
+    pub(crate) fn mask_into(&self, value: &str, out: &mut String) {
         if self.keep_email_domain {
             if let Some(at) = value.rfind('@') {
                 self.mask_part(&value[..at], out);

@@ -84,6 +84,21 @@ where
     }
 }
 
+/// The values of a string array (`None` for nulls), borrowed, after checking UTF-8: for
+/// callers that hand a whole chunk of values to someone else (an external recognizer).
+pub(crate) fn string_values(array: &dyn Array) -> Result<Vec<Option<&str>>> {
+    validate_utf8(array)?;
+    match array.data_type() {
+        DataType::Utf8 => Ok(downcast::<StringArray>(array)?.iter().collect()),
+        DataType::LargeUtf8 => Ok(downcast::<LargeStringArray>(array)?.iter().collect()),
+        DataType::Utf8View => Ok(downcast::<StringViewArray>(array)?.iter().collect()),
+        other => Err(Error::invalid_data(
+            None,
+            format!("expected a string column, found {other}"),
+        )),
+    }
+}
+
 pub(crate) fn downcast<T: 'static>(array: &dyn Array) -> Result<&T> {
     array.as_any().downcast_ref::<T>().ok_or_else(|| {
         Error::invalid_data(

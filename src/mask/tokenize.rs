@@ -46,7 +46,7 @@ impl Tokenizer {
         }
     }
 
-    fn cipher(&self) -> Aes256Siv {
+    pub(crate) fn cipher(&self) -> Aes256Siv {
         Aes256Siv::new(self.siv_key.as_slice().into())
     }
 
@@ -64,7 +64,12 @@ impl Tokenizer {
         Ok(out)
     }
 
-    fn tokenize_into(&self, cipher: &mut Aes256Siv, value: &str, out: &mut String) -> Result<()> {
+    pub(crate) fn tokenize_into(
+        &self,
+        cipher: &mut Aes256Siv,
+        value: &str,
+        out: &mut String,
+    ) -> Result<()> {
         let sealed = cipher
             .encrypt([self.tweak.as_slice()], value.as_bytes())
             .map_err(|_| Error::invalid_data(None, "value too large to tokenize"))?;

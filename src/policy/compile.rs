@@ -10,6 +10,9 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::model::{self, DefaultAction, Policy, Rule, Separators};
+use crate::detect::recognizers::builtin_entities;
+use crate::detect::redact::{DEFAULT_TEMPLATE, FPE_ENTITIES};
+use crate::detect::{Detector, EntityAction, Recognizer, RedactEntities};
 use crate::error::{Error, Result};
 use crate::keys::KeyProvider;
 use crate::mask::date_shift::{self, DateShift};
@@ -24,6 +27,210 @@ use crate::mask::redact::{Keep, Nullify, Redact, DEFAULT_REDACTION};
 use crate::mask::strings::is_string_type;
 use crate::mask::tokenize::{Direction, Tokenizer};
 use crate::mask::ColumnOperator;
+
+/// A `redact_entities` rule, checked: its detector, the entities it replaces and the nested
+/// per-entity rules.
+struct RedactionPlan {
+    detector: Arc<Detector>,
+    entities: Vec<String>,
+    template: String,
+    operators: Vec<(String, Rule)>,
+}
+
+/// The detector for the built-in recognizers plus `recognizers` (shared when there are none),
+/// keeping findings that score at least `min_score`.
+pub fn build_detector(
+    recognizers: &[model::RecognizerSpec],
+    min_score: Option<f64>,
+) -> Result<Arc<Detector>> {
+    let custom = recognizers
+        .iter()
+        .map(|spec| {
+            let context: Vec<&str> = spec.context.iter().flatten().map(String::as_str).collect();
+            Recognizer::custom(
+                &spec.entity,
+                &spec.pattern,
+                spec.validator.as_deref(),
+                &context,
+                spec.score.unwrap_or(0.8),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if custom.is_empty() && min_score.is_none() {
+        return Detector::builtin_shared();
+    }
+    let detector = Detector::with_custom(custom)?;
+    Ok(Arc::new(match min_score {
+        Some(min) => detector.with_min_score(min)?,
+        None => detector,
+    }))
+}
+
+fn redaction_plan(column: &str, rule: &Rule) -> Result<RedactionPlan> {
+    let Rule::RedactEntities {
+        entities,
+        replacement,
+        operators,
+        recognizers,
+        min_score,
+    } = rule
+    else {
+        return Err(Error::policy_field(
+            column,
+            "op",
+            "not a redact_entities rule",
+        ));
+    };
+    let detector = build_detector(recognizers.as_deref().unwrap_or_default(), *min_score).map_err(
+        |e| match e {
+            Error::Recognizer { .. } => e,
+            other => Error::policy_field(column, "min_score", other.to_string()),
+        },
+    )?;
+    let known = |name: &str, field: &str| -> Result<()> {
+        if detector.entity_index(name).is_some() {
+            Ok(())
+        } else {
+            Err(Error::policy_field(
+                column,
+                field,
+                format!(
+                    "unknown entity '{name}'; known entities: {} (add a recognizer for others)",
+                    detector.entities().join(", ")
+                ),
+            ))
+        }
+    };
+    let entities = match entities {
+        Some(names) => {
+            for name in names {
+                known(name, "entities")?;
+            }
+            names.clone()
+        }
+        None => detector.entities().to_vec(),
+    };
+    let mut nested = Vec::new();
+    for (entity, nested_rule) in operators.iter().flatten() {
+        known(entity, "operators")?;
+        match nested_rule {
+            Rule::Redact { .. } | Rule::Mask { .. } | Rule::Hash { .. } | Rule::Tokenize { .. } => {}
+            Rule::Fpe { decrypt, .. } => {
+                if decrypt.unwrap_or(false) {
+                    return Err(Error::policy_field(column, "operators", "fpe inside redact_entities only encrypts"));
+                }
+                if builtin_entities().contains(&entity.as_str()) && !FPE_ENTITIES.contains(&entity.as_str()) {
+                    return Err(Error::policy_field(
+                        column,
+                        "operators",
+                        format!(
+                            "fpe keeps the format of digit entities ({}); use mask, hash or tokenize for {entity}",
+                            FPE_ENTITIES.join(", ")
+                        ),
+                    ));
+                }
+            }
+            other => {
+                return Err(Error::policy_field(
+                    column,
+                    "operators",
+                    format!(
+                        "operator '{}' cannot replace a finding inside text; use redact, mask, hash, tokenize or fpe",
+                        other.op_name()
+                    ),
+                ))
+            }
+        }
+        nested.push((entity.clone(), nested_rule.clone()));
+    }
+    Ok(RedactionPlan {
+        detector,
+        entities,
+        template: replacement
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TEMPLATE.to_owned()),
+        operators: nested,
+    })
+}
+
+/// The action that replaces one entity's findings, from a nested rule already checked.
+fn entity_action(
+    column: &str,
+    rule: &Rule,
+    template: &str,
+    keys: &dyn KeyProvider,
+) -> Result<EntityAction> {
+    let key = |reference: &str| keys.key(reference).map_err(|e| with_key_field(e, column));
+    let in_operators = |e: Error| match e {
+        Error::Policy { message, .. } => Error::policy_field(column, "operators", message),
+        other => other,
+    };
+    Ok(match rule {
+        Rule::Redact { replacement } => {
+            EntityAction::Label(replacement.clone().unwrap_or_else(|| template.to_owned()))
+        }
+        Rule::Mask {
+            keep_first,
+            keep_last,
+            mask_char,
+            keep_email_domain,
+            ..
+        } => EntityAction::Mask(PartialMask::new(
+            keep_first.unwrap_or(0),
+            keep_last.unwrap_or(0),
+            mask_char.unwrap_or('*'),
+            &separators(column, rule)?,
+            keep_email_domain.unwrap_or(false),
+        )),
+        Rule::Hash {
+            key: reference,
+            encoding,
+            truncate_bytes,
+        } => EntityAction::Hash(
+            KeyedHash::new(
+                &key(reference)?,
+                match encoding {
+                    Some(model::Encoding::Base64url) => DigestEncoding::Base64Url,
+                    _ => DigestEncoding::Hex,
+                },
+                *truncate_bytes,
+            )
+            .map_err(in_operators)?,
+        ),
+        Rule::Tokenize {
+            key: reference,
+            tweak,
+        } => EntityAction::Tokenize(Tokenizer::new(
+            &key(reference)?,
+            tweak.as_deref().unwrap_or(""),
+            Direction::Tokenize,
+        )),
+        Rule::Fpe {
+            key: reference,
+            alphabet,
+            tweak,
+            ..
+        } => EntityAction::Fpe(
+            FormatPreserving::new(
+                &key(reference)?,
+                alphabet.as_deref().unwrap_or(DIGITS),
+                tweak.as_deref().unwrap_or(""),
+                false,
+            )
+            .map_err(in_operators)?,
+        ),
+        other => {
+            return Err(Error::policy_field(
+                column,
+                "operators",
+                format!(
+                    "operator '{}' cannot replace a finding inside text",
+                    other.op_name()
+                ),
+            ))
+        }
+    })
+}
 
 /// A policy bound to one input schema, with keys resolved: ready to apply.
 pub struct CompiledPolicy {
@@ -65,8 +272,10 @@ impl Policy {
         for (column, rule) in &self.columns {
             let field = find_field(schema, column)?;
             check_rule(column, rule, field, schema)?;
-            if let (Some(keys), Some(reference)) = (keys, rule.key_reference()) {
-                keys.key(reference)?;
+            if let Some(keys) = keys {
+                for reference in rule.key_references() {
+                    keys.key(reference)?;
+                }
             }
         }
         check_default(self, schema)
@@ -143,7 +352,7 @@ fn with_key_field(err: Error, column: &str) -> Error {
 /// Operators that accept a column of `data_type`, for error hints.
 fn operators_for(data_type: &DataType) -> &'static str {
     if is_string_type(data_type) {
-        "keep, nullify, redact, mask, hash, tokenize, detokenize, fpe, generalize (prefix)"
+        "keep, nullify, redact, mask, hash, tokenize, detokenize, fpe, generalize (prefix), redact_entities"
     } else if data_type.is_integer() {
         "keep, nullify, hash, generalize (width/edges), noise"
     } else if data_type.is_floating() {
@@ -471,8 +680,15 @@ fn check_rule(column: &str, rule: &Rule, field: &Field, schema: &Schema) -> Resu
             noise_parameters(column, rule)?;
             noise::supports_type(data_type)
         }
+        Rule::RedactEntities { .. } => {
+            let plan = redaction_plan(column, rule)?;
+            for (_, nested) in &plan.operators {
+                check_rule(column, nested, field, schema)?;
+            }
+            is_string_type(data_type)
+        }
     };
-    if let Some(reference) = rule.key_reference() {
+    for reference in rule.key_references() {
         crate::keys::parse_key_reference(reference).map_err(|e| with_key_field(e, column))?;
     }
     if supported {
@@ -571,6 +787,21 @@ fn build_operator(
         } => Arc::new(
             DateShift::new(&key(reference)?, *max_days, subject).map_err(in_field("max_days"))?,
         ),
+        Rule::RedactEntities { .. } => {
+            let plan = redaction_plan(column, rule)?;
+            let mut overrides = Vec::with_capacity(plan.operators.len());
+            for (entity, nested) in &plan.operators {
+                overrides.push((
+                    entity.clone(),
+                    entity_action(column, nested, &plan.template, keys)?,
+                ));
+            }
+            let entities: Vec<&str> = plan.entities.iter().map(String::as_str).collect();
+            Arc::new(
+                RedactEntities::new(plan.detector, &entities, &plan.template, overrides)
+                    .map_err(in_field("entities"))?,
+            )
+        }
         Rule::Noise { .. } => {
             let p = noise_parameters(column, rule)?;
             Arc::new(
@@ -579,4 +810,140 @@ fn build_operator(
             )
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::LocalKeyring;
+    use crate::parallel::RunControl;
+    use arrow_array::cast::AsArray;
+    use arrow_array::{Array, RecordBatch, StringArray};
+
+    fn note_batch(notes: Vec<Option<&str>>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("note", DataType::Utf8, true)]));
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(notes))]).unwrap()
+    }
+
+    fn keyring() -> (tempfile::TempDir, LocalKeyring) {
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = LocalKeyring::open(dir.path()).unwrap();
+        keyring.ensure_key("pseudo").unwrap();
+        (dir, keyring)
+    }
+
+    fn policy_error(text: &str, schema: &Schema) -> Error {
+        let policy = Policy::from_json(text).unwrap();
+        policy.validate(schema, None).unwrap_err()
+    }
+
+    #[test]
+    fn redact_entities_applies_labels_and_nested_operators() {
+        let (_dir, keys) = keyring();
+        let batch = note_batch(vec![
+            Some("Zoë: zoë@example.com, card 4111 1111 1111 1111, EMP-123456, +44 20 7946 0018"),
+            None,
+        ]);
+        let policy = Policy::from_json(
+            r#"{"columns": {"note": {"op": "redact_entities",
+                "entities": ["EMAIL", "PHONE", "CREDIT_CARD", "EMPLOYEE_ID"], "with": "<{entity}>",
+                "operators": {"CREDIT_CARD": {"op": "mask", "keep_last": 4, "keep_separators": true},
+                              "EMAIL": {"op": "hash", "key": "pseudo", "truncate_bytes": 8}},
+                "recognizers": [{"entity": "EMPLOYEE_ID", "pattern": "EMP-[0-9]{6}", "context": ["employee"]}]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(Policy::from_json(&policy.to_json()).unwrap(), policy);
+        let compiled = policy.compile(batch.schema(), &keys).unwrap();
+        let out = compiled
+            .apply_batches(&[batch], 0, &RunControl::new())
+            .unwrap();
+        let notes = out[0].column(0).as_string::<i32>();
+        let pseudonym = KeyedHash::new(&keys.key("pseudo").unwrap(), DigestEncoding::Hex, Some(8))
+            .unwrap()
+            .pseudonym("zoë@example.com".as_bytes());
+        assert_eq!(
+            notes.value(0),
+            format!("Zoë: {pseudonym}, card **** **** **** 1111, <EMPLOYEE_ID>, <PHONE>")
+        );
+        assert!(notes.is_null(1));
+    }
+
+    #[test]
+    fn redact_entities_defaults_to_every_entity() {
+        let (_dir, keys) = keyring();
+        let batch = note_batch(vec![Some("ssn 123-45-6789 from 10.0.0.1")]);
+        let policy =
+            Policy::from_json(r#"{"columns": {"note": {"op": "redact_entities"}}}"#).unwrap();
+        let out = policy
+            .compile(batch.schema(), &keys)
+            .unwrap()
+            .apply_batches(&[batch], 0, &RunControl::new())
+            .unwrap();
+        assert_eq!(
+            out[0].column(0).as_string::<i32>().value(0),
+            "ssn <US_SSN> from <IPV4>"
+        );
+    }
+
+    #[test]
+    fn redact_entities_errors_name_column_field_or_recognizer() {
+        let schema = note_batch(vec![]).schema();
+        let field_of = |text: &str| match policy_error(text, &schema) {
+            Error::Policy { column, field, .. } => (column, field),
+            other => panic!("{text}: {other}"),
+        };
+        let cases = [
+            (
+                r#"{"columns": {"note": {"op": "redact_entities", "entities": ["PERSON"]}}}"#,
+                "entities",
+            ),
+            (
+                r#"{"columns": {"note": {"op": "redact_entities", "operators": {"NOPE": {"op": "redact"}}}}}"#,
+                "operators",
+            ),
+            (
+                r#"{"columns": {"note": {"op": "redact_entities", "operators": {"EMAIL": {"op": "noise", "scale": 1}}}}}"#,
+                "operators",
+            ),
+            (
+                r#"{"columns": {"note": {"op": "redact_entities", "operators": {"EMAIL": {"op": "fpe", "key": "k"}}}}}"#,
+                "operators",
+            ),
+            (
+                r#"{"columns": {"note": {"op": "redact_entities", "min_score": 2}}}"#,
+                "min_score",
+            ),
+            (
+                r#"{"columns": {"note": {"op": "redact_entities", "operators": {"EMAIL": {"op": "hash", "key": "k", "truncate_bytes": 2}}}}}"#,
+                "truncate_bytes",
+            ),
+        ];
+        for (text, field) in cases {
+            assert_eq!(
+                field_of(text),
+                (Some("note".into()), Some(field.into())),
+                "{text}"
+            );
+        }
+        let bad_regex = r#"{"columns": {"note": {"op": "redact_entities", "recognizers": [{"entity": "ORDER_ID", "pattern": "ORD-("}]}}}"#;
+        match policy_error(bad_regex, &schema) {
+            Error::Recognizer { name, .. } => assert_eq!(name, "ORDER_ID"),
+            other => panic!("{other}"),
+        }
+        let typed = Arc::new(Schema::new(vec![Field::new("note", DataType::Int64, true)]));
+        let err = policy_error(
+            r#"{"columns": {"note": {"op": "redact_entities"}}}"#,
+            &typed,
+        );
+        assert!(matches!(err, Error::ColumnType { .. }), "{err}");
+        let (_dir, keys) = keyring();
+        let missing_key = Policy::from_json(
+            r#"{"columns": {"note": {"op": "redact_entities", "operators": {"EMAIL": {"op": "hash", "key": "absent"}}}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            missing_key.validate(&schema, Some(&keys)),
+            Err(Error::KeyNotFound { .. })
+        ));
+    }
 }

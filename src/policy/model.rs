@@ -93,6 +93,25 @@ pub enum NoiseDistribution {
     Gaussian,
 }
 
+/// A user recognizer in a `redact_entities` rule (see [`crate::detect::Recognizer::custom`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecognizerSpec {
+    /// Entity name it reports (letters, digits and `_`).
+    pub entity: String,
+    /// Regular expression (`regex` crate syntax; always matched in linear time).
+    pub pattern: String,
+    /// Validator name (`luhn`, `mod97`, `ssn`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator: Option<String>,
+    /// Words that raise the score when found shortly before a match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Vec<String>>,
+    /// Base score in 0..=1 (default 0.8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
 /// One column's rule: an operator and its parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -223,6 +242,25 @@ pub enum Rule {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         clip: Option<(f64, f64)>,
     },
+    /// Replace PII and secrets found inside free text.
+    RedactEntities {
+        /// Entities replaced (default: every entity the recognizers find).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entities: Option<Vec<String>>,
+        /// Label template; `{entity}` becomes the entity name (default `<{entity}>`).
+        #[serde(default, rename = "with", skip_serializing_if = "Option::is_none")]
+        replacement: Option<String>,
+        /// Per-entity operator instead of the label: a `redact`, `mask`, `hash`, `tokenize`
+        /// or `fpe` rule (fpe for digit entities: CREDIT_CARD, US_SSN, PHONE, IBAN).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operators: Option<IndexMap<String, Rule>>,
+        /// User recognizers, tried before the built-in ones.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recognizers: Option<Vec<RecognizerSpec>>,
+        /// Findings scoring below this are left alone (default 0.5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_score: Option<f64>,
+    },
 }
 
 impl Rule {
@@ -240,6 +278,7 @@ impl Rule {
             Rule::Generalize { .. } => "generalize",
             Rule::DateShift { .. } => "date_shift",
             Rule::Noise { .. } => "noise",
+            Rule::RedactEntities { .. } => "redact_entities",
         }
     }
 
@@ -252,6 +291,17 @@ impl Rule {
             | Rule::Fpe { key, .. }
             | Rule::DateShift { key, .. } => Some(key),
             _ => None,
+        }
+    }
+
+    /// Every keyring key reference the rule needs, nested per-entity operators included.
+    pub fn key_references(&self) -> Vec<&str> {
+        match self {
+            Rule::RedactEntities {
+                operators: Some(operators),
+                ..
+            } => operators.values().flat_map(Rule::key_references).collect(),
+            other => other.key_reference().into_iter().collect(),
         }
     }
 }
@@ -289,7 +339,7 @@ impl Policy {
                 return Err(Error::policy_field(
                     &column,
                     "op",
-                    "every rule needs an 'op' (keep, nullify, redact, mask, hash, tokenize, detokenize, fpe, generalize, date_shift, noise)",
+                    "every rule needs an 'op' (keep, nullify, redact, mask, hash, tokenize, detokenize, fpe, generalize, date_shift, noise, redact_entities)",
                 ));
             }
             let rule: Rule = serde_json::from_value(rule.clone()).map_err(|e| {

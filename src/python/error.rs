@@ -26,6 +26,7 @@ pyo3::import_exception!(amlguard.exceptions, NoMatchingKeyError);
 pyo3::import_exception!(amlguard.exceptions, KeyUsageLimitError);
 pyo3::import_exception!(amlguard.exceptions, InvalidArgumentError);
 pyo3::import_exception!(amlguard.exceptions, RandomSourceError);
+pyo3::import_exception!(amlguard.exceptions, RecognizerError);
 pyo3::import_exception!(amlguard.exceptions, StorageError);
 pyo3::import_exception!(amlguard.exceptions, StorageNotFoundError);
 pyo3::import_exception!(amlguard.exceptions, StoragePermissionError);
@@ -51,6 +52,7 @@ impl From<Error> for PyErr {
             Error::KeyUsageLimit { .. } => KeyUsageLimitError::new_err(message),
             Error::InvalidArgument { .. } => InvalidArgumentError::new_err(message),
             Error::RandomSource { .. } => RandomSourceError::new_err(message),
+            Error::Recognizer { .. } => RecognizerError::new_err(message),
             Error::Io { ref source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => StorageNotFoundError::new_err(message),
                 std::io::ErrorKind::PermissionDenied => StoragePermissionError::new_err(message),

@@ -25,7 +25,11 @@ pub(crate) fn resolve_keys(
 ) -> PyResult<LocalKeyring> {
     match keyring {
         Some(keyring) => Ok(keyring.get().inner.clone()),
-        None if policy.columns.values().any(|r| r.key_reference().is_some()) => {
+        None if policy
+            .columns
+            .values()
+            .any(|r| !r.key_references().is_empty()) =>
+        {
             Ok(LocalKeyring::open_default()?)
         }
         // No rule needs a key: an unopened keyring handle is never read.

@@ -1,0 +1,704 @@
+//! The detection engine: one pass per string over all recognizers at once.
+//!
+//! All patterns are compiled into one multi-pattern `regex_automata::meta::Regex`
+//! (leftmost-first: at the leftmost position where any pattern matches, the earliest pattern in
+//! priority order wins, and each match reports its pattern id). Each candidate goes to its
+//! recognizer's validator; only candidates are validated, never whole texts. When a candidate is
+//! rejected, the lower-priority patterns that match at the same position are tried (a
+//! Luhn-invalid 10-digit "card" may still be a phone number), and scanning resumes after the
+//! candidate's first token, so a greedy candidate that swallowed its neighbour does not hide it.
+//!
+//! Contract:
+//! - No backtracking: every search is linear in the text for any pattern, user patterns
+//!   included, so a catastrophic pattern such as `(a+)+$` cannot blow up. Work after a
+//!   rejected candidate is bounded too: alternates are searched within
+//!   [`ALTERNATE_WINDOW_BYTES`] of it, and scanning resumes after its first token (or after
+//!   the whole candidate when it is long). As with any leftmost-first match iteration (the
+//!   `regex` crate's `find_iter` included), a user pattern whose end depends on text far ahead
+//!   (`a(?:.*Z)?`) can make a value with very many matches cost more than one pass; the
+//!   built-in patterns are bounded and do not.
+//! - A cheap pre-filter runs first: with only built-in recognizers, a string with no digit, no
+//!   `@ : / =`, no token of 16 or more key characters and no `www.` is skipped without any
+//!   pattern work.
+//! - A context word (a recognizer's `context`, case-insensitive, at a word start) within
+//!   [`CONTEXT_WINDOW_BYTES`] before a match, in the same sentence or clause, raises its score
+//!   by [`CONTEXT_BOOST`]; findings scoring below the detector's minimum are dropped.
+//! - Findings are byte ranges of the text, sorted by start and never overlapping. Where other
+//!   sources add spans (an external NER), [`resolve_overlaps`] keeps, deterministically, the
+//!   highest score, then the longest, then the earliest.
+//!
+//! ```
+//! use amlguard::detect::Detector;
+//! let detector = Detector::builtin().unwrap();
+//! let text = "Write to zoë@example.com or call +1 201-555-0123.";
+//! let found = detector.find(text);
+//! let names: Vec<&str> = found.iter().map(|f| detector.entity_name(f.entity)).collect();
+//! assert_eq!(names, ["EMAIL", "PHONE"]);
+//! assert_eq!(&text[found[1].start..found[1].end], "+1 201-555-0123");
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use regex_automata::meta::{self, Regex};
+use regex_automata::{Anchored, Input, PatternID};
+
+use super::recognizers::{self, Recognizer};
+use super::validators::Accepted;
+use crate::error::{Error, Result};
+
+/// How far before a match context words are looked for, in bytes.
+pub const CONTEXT_WINDOW_BYTES: usize = 48;
+/// Score added when a context word precedes a match.
+pub const CONTEXT_BOOST: f64 = 0.35;
+/// Findings below this score are dropped unless a detector is built with another minimum.
+pub const DEFAULT_MIN_SCORE: f64 = 0.5;
+/// How far past a rejected candidate's start lower-priority patterns are searched, in bytes.
+pub const ALTERNATE_WINDOW_BYTES: usize = 256;
+/// Rejected candidates up to this long are rescanned from their second token; longer ones are
+/// skipped whole, which keeps rescanning bounded for any pattern.
+const RETRY_CANDIDATE_BYTES: usize = 128;
+/// Memory for the lazy DFA's state cache (per thread).
+const DFA_CACHE_BYTES: usize = 8 << 20;
+/// Largest compiled automaton accepted.
+const NFA_SIZE_LIMIT_BYTES: usize = 32 << 20;
+
+/// One finding: an entity at a byte range of the text.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Finding {
+    /// Index of the entity in [`Detector::entities`].
+    pub entity: usize,
+    /// Start byte offset.
+    pub start: usize,
+    /// End byte offset (exclusive).
+    pub end: usize,
+    /// Confidence in `0..=1`.
+    pub score: f64,
+}
+
+/// Per-thread search state; reuse one per worker to avoid allocations.
+pub struct Scratch {
+    cache: meta::Cache,
+}
+
+/// Compiled recognizers, ready to scan text. Cheap to share between threads (`Sync`).
+pub struct Detector {
+    regex: Regex,
+    recognizers: Vec<Recognizer>,
+    /// Entity index of each recognizer (pattern).
+    entity_of: Vec<usize>,
+    entities: Vec<String>,
+    min_score: f64,
+    prefilter: bool,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("entities", &self.entities)
+            .field("min_score", &self.min_score)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Compile patterns into one leftmost-first multi-pattern regex.
+pub(crate) fn compile_patterns<P: AsRef<str>>(
+    patterns: &[P],
+) -> std::result::Result<Regex, Box<regex_automata::meta::BuildError>> {
+    Regex::builder()
+        .configure(
+            Regex::config()
+                .nfa_size_limit(Some(NFA_SIZE_LIMIT_BYTES))
+                .hybrid_cache_capacity(DFA_CACHE_BYTES),
+        )
+        .build_many(patterns)
+        .map_err(Box::new)
+}
+
+impl Detector {
+    /// A detector for these recognizers, in priority order.
+    pub fn new(recognizers: Vec<Recognizer>) -> Result<Self> {
+        let patterns: Vec<&str> = recognizers.iter().map(|r| r.pattern.as_str()).collect();
+        let regex = compile_patterns(&patterns).map_err(|e| {
+            // Each custom pattern compiled alone when it was made, so what fails here is the
+            // combination (its size): name the recognizers involved.
+            Error::Recognizer {
+                name: recognizers
+                    .iter()
+                    .filter(|r| !r.builtin)
+                    .map(|r| r.entity.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message: format!("the recognizers do not compile together: {e}"),
+            }
+        })?;
+        let mut entities: Vec<String> = Vec::new();
+        let entity_of = recognizers
+            .iter()
+            .map(|r| match entities.iter().position(|e| *e == r.entity) {
+                Some(i) => i,
+                None => {
+                    entities.push(r.entity.clone());
+                    entities.len() - 1
+                }
+            })
+            .collect();
+        let prefilter = recognizers.iter().all(|r| r.builtin);
+        Ok(Self {
+            regex,
+            recognizers,
+            entity_of,
+            entities,
+            min_score: DEFAULT_MIN_SCORE,
+            prefilter,
+        })
+    }
+
+    /// The built-in recognizers.
+    pub fn builtin() -> Result<Self> {
+        Self::new(recognizers::builtin())
+    }
+
+    /// The built-in detector, compiled once per process and shared (policies reuse it).
+    pub fn builtin_shared() -> Result<Arc<Self>> {
+        static BUILTIN: OnceLock<Arc<Detector>> = OnceLock::new();
+        if let Some(detector) = BUILTIN.get() {
+            return Ok(Arc::clone(detector));
+        }
+        let detector = Arc::new(Self::builtin()?);
+        Ok(Arc::clone(BUILTIN.get_or_init(|| detector)))
+    }
+
+    /// User recognizers first (they win ties at the same position), then the built-ins.
+    pub fn with_custom(custom: Vec<Recognizer>) -> Result<Self> {
+        let mut all = custom;
+        all.extend(recognizers::builtin());
+        Self::new(all)
+    }
+
+    /// Drop findings scoring below `min_score` (default [`DEFAULT_MIN_SCORE`]).
+    pub fn with_min_score(mut self, min_score: f64) -> Result<Self> {
+        if !(min_score.is_finite() && (0.0..=1.0).contains(&min_score)) {
+            return Err(Error::policy("min_score must be between 0 and 1"));
+        }
+        self.min_score = min_score;
+        Ok(self)
+    }
+
+    /// Entity names, indexed by [`Finding::entity`], in first-seen priority order.
+    pub fn entities(&self) -> &[String] {
+        &self.entities
+    }
+
+    /// Name of entity `index` (empty if out of range).
+    pub fn entity_name(&self, index: usize) -> &str {
+        self.entities.get(index).map_or("", String::as_str)
+    }
+
+    /// Index of an entity by name.
+    pub fn entity_index(&self, name: &str) -> Option<usize> {
+        self.entities.iter().position(|e| e == name)
+    }
+
+    /// Fresh per-thread search state.
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            cache: self.regex.create_cache(),
+        }
+    }
+
+    /// All findings in `text` (allocates; use [`Detector::find_into`] in loops).
+    pub fn find(&self, text: &str) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.find_into(text, &mut self.scratch(), &mut out);
+        out
+    }
+
+    /// Replace `out` with the findings in `text`, sorted by start, non-overlapping.
+    pub fn find_into(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<Finding>) {
+        out.clear();
+        if text.is_empty() || (self.prefilter && !worth_scanning(text.as_bytes())) {
+            return;
+        }
+        let len = text.len();
+        let mut at = 0;
+        while at < len {
+            let input = Input::new(text).span(at..len);
+            let Some(candidate) = self.regex.search_with(&mut scratch.cache, &input) else {
+                break;
+            };
+            let (start, end) = (candidate.start(), candidate.end());
+            let pattern = candidate.pattern().as_usize();
+            if start == end {
+                at = next_char(text, start);
+                continue;
+            }
+            let found = self
+                .confirm(text, start, end, pattern, &mut scratch.cache)
+                .or_else(|| self.alternate(text, start, pattern, &mut scratch.cache));
+            match found {
+                Some(finding) => {
+                    out.push(finding);
+                    at = finding.end.max(next_char(text, start));
+                }
+                None if end - start <= RETRY_CANDIDATE_BYTES => at = first_token_end(text, start),
+                None => at = end,
+            }
+        }
+    }
+
+    /// Validate and score the candidate `text[start..end]` of `pattern`.
+    fn confirm(
+        &self,
+        text: &str,
+        start: usize,
+        end: usize,
+        pattern: usize,
+        cache: &mut meta::Cache,
+    ) -> Option<Finding> {
+        let recognizer = self.recognizers.get(pattern)?;
+        let accepted = match recognizer.validator {
+            None => Accepted {
+                start,
+                end,
+                score: None,
+            },
+            Some(validator) => validator.check(text, start, end)?,
+        };
+        if accepted.start >= accepted.end {
+            return None;
+        }
+        if recognizer.defers {
+            if let Some(specific) = self.specific_at(text, accepted, pattern, cache) {
+                return Some(specific);
+            }
+        }
+        let mut score = accepted.score.unwrap_or(recognizer.score);
+        if has_context(text, accepted.start, &recognizer.context) {
+            score = (score + CONTEXT_BOOST).min(1.0);
+        }
+        (score >= self.min_score).then_some(Finding {
+            entity: self.entity_of[pattern],
+            start: accepted.start,
+            end: accepted.end,
+            score,
+        })
+    }
+
+    /// A more specific recognizer matching exactly where a generic one's value starts.
+    fn specific_at(
+        &self,
+        text: &str,
+        accepted: Accepted,
+        generic: usize,
+        cache: &mut meta::Cache,
+    ) -> Option<Finding> {
+        let input = Input::new(text)
+            .span(accepted.start..text.len())
+            .anchored(Anchored::Yes);
+        let m = self.regex.search_with(cache, &input)?;
+        let pattern = m.pattern().as_usize();
+        if pattern == generic || self.recognizers.get(pattern)?.defers {
+            return None;
+        }
+        self.confirm(text, m.start(), m.end(), pattern, cache)
+    }
+
+    /// After `pattern`'s candidate at `start` was rejected: the first lower-priority pattern
+    /// that matches at `start` and validates.
+    fn alternate(
+        &self,
+        text: &str,
+        start: usize,
+        pattern: usize,
+        cache: &mut meta::Cache,
+    ) -> Option<Finding> {
+        let window_end = floor_char_boundary(text, start.saturating_add(ALTERNATE_WINDOW_BYTES));
+        (pattern + 1..self.recognizers.len()).find_map(|other| {
+            let id = PatternID::new(other).ok()?;
+            let input = Input::new(text)
+                .span(start..window_end)
+                .anchored(Anchored::Pattern(id));
+            let m = self.regex.search_with(cache, &input)?;
+            if m.start() == m.end() {
+                return None;
+            }
+            self.confirm(text, m.start(), m.end(), other, cache)
+        })
+    }
+}
+
+/// Bytes that make a string worth scanning for the built-in recognizers.
+static TRIGGER: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        table[b as usize] = true;
+        b += 1;
+    }
+    table[b'@' as usize] = true;
+    table[b':' as usize] = true;
+    table[b'/' as usize] = true;
+    table[b'=' as usize] = true;
+    table
+};
+
+/// Characters of a key-like token (JWT parts, AWS ids, PEM bodies, API keys).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'~' | b'+')
+}
+
+/// The pre-filter: could any built-in recognizer match this text?
+pub(crate) fn worth_scanning(bytes: &[u8]) -> bool {
+    if bytes.iter().any(|b| TRIGGER[usize::from(*b)]) {
+        return true;
+    }
+    let mut run = 0usize;
+    for &b in bytes {
+        if is_token_byte(b) {
+            run += 1;
+            if run >= 16 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    memchr::memmem::find(bytes, b"www.").is_some() || memchr::memmem::find(bytes, b"WWW.").is_some()
+}
+
+fn has_context(text: &str, start: usize, words: &[String]) -> bool {
+    if words.is_empty() {
+        return false;
+    }
+    let from = ceil_char_boundary(text, start.saturating_sub(CONTEXT_WINDOW_BYTES));
+    let mut source = &text.as_bytes()[from..start];
+    // Context belongs to the same sentence or clause: "SSN: 123456789. Order 987654321" does
+    // not make the order number an SSN.
+    if let Some(cut) = source
+        .windows(2)
+        .rposition(|w| matches!(w, [b'.' | b'!' | b'?', b' ' | b'\n'] | [b';' | b'\n', _]))
+    {
+        source = &source[cut + 1..];
+    }
+    let mut window = [0u8; CONTEXT_WINDOW_BYTES];
+    let window = &mut window[..source.len()];
+    window.copy_from_slice(source);
+    window.make_ascii_lowercase();
+    words.iter().any(|word| {
+        memchr::memmem::find_iter(window, word.as_bytes())
+            .any(|i| i == 0 || !window[i - 1].is_ascii_alphanumeric())
+    })
+}
+
+fn next_char(text: &str, at: usize) -> usize {
+    text[at..]
+        .chars()
+        .next()
+        .map_or(text.len(), |c| at + c.len_utf8())
+}
+
+/// End of the ASCII-alphanumeric run at `at` (at least one character past `at`).
+fn first_token_end(text: &str, at: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut end = at;
+    while end < bytes.len() && bytes[end].is_ascii_alphanumeric() {
+        end += 1;
+    }
+    if end == at {
+        next_char(text, at)
+    } else {
+        end
+    }
+}
+
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn ceil_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
+/// Keep non-overlapping findings: highest score first, then the longest, then the earliest;
+/// the result is sorted by start. Deterministic for any input order.
+pub fn resolve_overlaps(findings: &mut Vec<Finding>) {
+    if findings.len() < 2 {
+        return;
+    }
+    findings.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+            .then(a.entity.cmp(&b.entity))
+    });
+    // Kept spans by start; a candidate overlaps a kept span if the kept span starting at or
+    // before it reaches into it, or the next kept span starts before it ends.
+    let mut kept: BTreeMap<usize, Finding> = BTreeMap::new();
+    for f in findings.drain(..) {
+        let before = kept
+            .range(..=f.start)
+            .next_back()
+            .is_some_and(|(_, k)| k.end > f.start);
+        let after = kept
+            .range(f.start..)
+            .next()
+            .is_some_and(|(s, _)| *s < f.end);
+        if !before && !after {
+            kept.insert(f.start, f);
+        }
+    }
+    findings.extend(kept.into_values());
+}
+
+/// Count Unicode scalar values in UTF-8 bytes (bytes that are not continuation bytes).
+pub(crate) fn count_chars(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| (**b as i8) >= -0x40).count()
+}
+
+/// Character (Unicode scalar) offsets of findings sorted by start: `(start, end)` each.
+pub fn char_offsets(text: &str, findings: &[Finding]) -> Vec<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let ascii = text.is_ascii();
+    let (mut byte_pos, mut char_pos) = (0usize, 0usize);
+    findings
+        .iter()
+        .map(|f| {
+            if ascii {
+                return (f.start, f.end);
+            }
+            if f.start >= byte_pos {
+                char_pos += count_chars(&bytes[byte_pos..f.start]);
+            } else {
+                char_pos -= count_chars(&bytes[f.start..byte_pos]);
+            }
+            let start = char_pos;
+            char_pos += count_chars(&bytes[f.start..f.end]);
+            byte_pos = f.end;
+            (start, char_pos)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entities(detector: &Detector, text: &str) -> Vec<(String, String)> {
+        detector
+            .find(text)
+            .iter()
+            .map(|f| {
+                (
+                    detector.entity_name(f.entity).to_owned(),
+                    text[f.start..f.end].to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn finds_each_builtin_entity() {
+        let d = Detector::builtin().unwrap();
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        let text = format!(
+            "mail jane.doe@example.com, card 4111 1111 1111 1111, ssn 123-45-6789, iban GB82WEST12345698765432, \
+             from 192.168.1.20 and 2001:db8::1, see https://example.com/a/b. Born 1990-04-12. \
+             Bearer {jwt} key AKIAIOSFODNN7EXAMPLE, call (201) 555-0123."
+        );
+        let found = entities(&d, &text);
+        let expected = pairs(&[
+            ("EMAIL", "jane.doe@example.com"),
+            ("CREDIT_CARD", "4111 1111 1111 1111"),
+            ("US_SSN", "123-45-6789"),
+            ("IBAN", "GB82WEST12345698765432"),
+            ("IPV4", "192.168.1.20"),
+            ("IPV6", "2001:db8::1"),
+            ("URL", "https://example.com/a/b"),
+            ("DATE", "1990-04-12"),
+            ("JWT", jwt),
+            ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+            ("PHONE", "(201) 555-0123"),
+        ]);
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn rejected_candidates_do_not_hide_neighbours() {
+        let d = Detector::builtin().unwrap();
+        assert_eq!(
+            entities(&d, "room 12 201-555-0123 then 555-0100 2024-03-15"),
+            pairs(&[("PHONE", "201-555-0123"), ("DATE", "2024-03-15")])
+        );
+        assert_eq!(
+            entities(&d, "card 4111 1111 1111 1111 12 items"),
+            pairs(&[("CREDIT_CARD", "4111 1111 1111 1111")])
+        );
+        // Version strings, order numbers, Luhn-invalid cards and invalid SSNs are not PII.
+        assert!(d
+            .find("v2.10.3, order #98765432, 4111 1111 1111 1112, 666-12-3456, 1.2.3.4.5")
+            .is_empty());
+    }
+
+    #[test]
+    fn context_raises_scores_and_bare_ssn_needs_it() {
+        let d = Detector::builtin().unwrap();
+        assert!(d.find("ref 123456789").is_empty());
+        let found = d.find("SSN: 123456789");
+        assert_eq!(found.len(), 1);
+        assert!((found[0].score - 0.65).abs() < 1e-9);
+        let plain = d.find("x 123-45-6789")[0].score;
+        let boosted = d.find("ssn 123-45-6789")[0].score;
+        assert!(boosted > plain);
+    }
+
+    #[test]
+    fn secrets_in_connection_strings_and_urls() {
+        let d = Detector::builtin().unwrap();
+        let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 64]);
+        let conn = format!("DefaultEndpointsProtocol=https;AccountName=acct1;AccountKey={key};EndpointSuffix=core.windows.net");
+        let found = entities(&d, &conn);
+        assert_eq!(found[0].0, "AZURE_STORAGE_KEY");
+        assert!(found[0].1.starts_with("DefaultEndpointsProtocol") && found[0].1.ends_with("=="));
+        let sas = "https://acct1.blob.core.windows.net/c/b.csv?sv=2022-11-02&se=2024-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5%3D";
+        let found = entities(&d, sas);
+        assert_eq!(
+            found[0],
+            (
+                "URL".into(),
+                "https://acct1.blob.core.windows.net/c/b.csv".into()
+            )
+        );
+        assert_eq!(found[1].0, "AZURE_SAS_TOKEN");
+        assert!(found[1].1.starts_with("sv=") && found[1].1.ends_with("%3D"));
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1234abcd\n-----END RSA PRIVATE KEY-----";
+        assert_eq!(entities(&d, pem), pairs(&[("PEM_PRIVATE_KEY", pem)]));
+        assert_eq!(
+            entities(&d, "export API_KEY='q8Zr2LmN4vB7tY1pR6sXw'"),
+            pairs(&[("API_KEY", "q8Zr2LmN4vB7tY1pR6sXw")])
+        );
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        assert_eq!(entities(&d, &format!("token: {jwt}"))[0].0, "JWT");
+        assert!(d.find("password: hunter2hunter2hunter2").is_empty());
+    }
+
+    #[test]
+    fn catastrophic_patterns_stay_linear() {
+        let haystack = "a".repeat(100_000);
+        for validator in [None, Some("luhn")] {
+            let nested = Recognizer::custom("NESTED", "(a+)+$", validator, &[], 0.9).unwrap();
+            let detector = Detector::with_custom(vec![nested]).unwrap();
+            let started = std::time::Instant::now();
+            let found = detector.find(&haystack);
+            assert_eq!(found.len(), usize::from(validator.is_none()));
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+        // The same with a rejected candidate at every token of a long value.
+        let nested = Recognizer::custom("NESTED", "(a+)+b?", Some("luhn"), &[], 0.9).unwrap();
+        let detector = Detector::with_custom(vec![nested]).unwrap();
+        let started = std::time::Instant::now();
+        assert!(detector.find(&"aaaa ".repeat(20_000)).is_empty());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn long_values_empty_values_and_custom_recognizers() {
+        let d = Detector::builtin().unwrap();
+        assert!(d.find("").is_empty());
+        let sentence = "Zoë wrote from zoe@example.com; order 12345, v2.10.3. ";
+        let repeats = 10_000_000 / sentence.len();
+        let long = sentence.repeat(repeats);
+        let started = std::time::Instant::now();
+        assert_eq!(d.find(&long).len(), repeats);
+        let digits = "7".repeat(10_000_000);
+        assert!(d.find(&digits).is_empty());
+        // A rejected candidate at every other byte: the worst case for retries.
+        let pairs = "1 ".repeat(100_000);
+        assert!(d.find(&pairs).is_empty());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let employee =
+            Recognizer::custom("EMPLOYEE_ID", "EMP-[0-9]{6}", None, &["employee"], 0.4).unwrap();
+        let d = Detector::with_custom(vec![employee]).unwrap();
+        assert!(
+            d.find("EMP-123456").is_empty(),
+            "below the minimum score without context"
+        );
+        let found = d.find("employee EMP-123456, mail a@b.co");
+        assert_eq!(d.entity_name(found[0].entity), "EMPLOYEE_ID");
+        assert_eq!(d.entity_name(found[1].entity), "EMAIL");
+    }
+
+    #[test]
+    fn prefilter_skips_clean_text() {
+        assert!(!worth_scanning(
+            b"No issues reported during the visit; vitals normal."
+        ));
+        assert!(worth_scanning(b"call 555"));
+        assert!(worth_scanning(b"see www.example.com"));
+        assert!(worth_scanning(b"key AKIAIOSFODNNXEXAMPLE"));
+    }
+
+    #[test]
+    fn overlaps_resolve_by_score_length_start() {
+        let f = |entity, start, end, score| Finding {
+            entity,
+            start,
+            end,
+            score,
+        };
+        let mut v = vec![
+            f(0, 0, 5, 0.5),
+            f(1, 3, 10, 0.9),
+            f(2, 12, 14, 0.5),
+            f(3, 12, 15, 0.5),
+            f(4, 20, 22, 0.5),
+            f(5, 21, 23, 0.5),
+        ];
+        resolve_overlaps(&mut v);
+        assert_eq!(
+            v,
+            vec![f(1, 3, 10, 0.9), f(3, 12, 15, 0.5), f(4, 20, 22, 0.5)]
+        );
+    }
+
+    #[test]
+    fn char_offsets_count_scalars() {
+        let d = Detector::builtin().unwrap();
+        let text = "Zoë Ünal 🙂 jürgen@example.com 😀 +49 30 12345678";
+        let found = d.find(text);
+        let offsets = char_offsets(text, &found);
+        let chars: Vec<char> = text.chars().collect();
+        let slice = |(s, e): (usize, usize)| chars[s..e].iter().collect::<String>();
+        assert_eq!(slice(offsets[0]), "jürgen@example.com");
+        assert_eq!(slice(offsets[1]), "+49 30 12345678");
+    }
+}

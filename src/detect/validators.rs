@@ -1,0 +1,972 @@
+//! Validators: the checks that turn a pattern candidate into a finding.
+//!
+//! A pattern only says "this looks like a card number"; a validator says whether it is one:
+//! Luhn and brand prefixes for cards, per-country length and mod-97 for IBANs, the area / group /
+//! serial rules for US SSNs, a real calendar date for dates, and so on. Validators run on
+//! candidates only, never on whole texts, so they may afford a little work.
+//!
+//! Contract: [`Validator::check`] gets the whole text and the candidate's byte range and returns
+//! the accepted byte range (possibly narrower: a phone number that swallowed a trailing number
+//! group, a URL with its sentence's full stop, the value after `api_key=`) and optionally a
+//! score that replaces the recognizer's base score. Validators never allocate on the common
+//! path and never look outside `text`.
+//!
+//! ```
+//! use amlguard::detect::Validator;
+//! let luhn = Validator::from_name("luhn").unwrap();
+//! assert!(luhn.check("4111 1111 1111 1111", 0, 19).is_some());
+//! assert!(luhn.check("4111 1111 1111 1112", 0, 19).is_none());
+//! ```
+
+use std::net::Ipv6Addr;
+
+use base64::Engine as _;
+
+/// A validator that can be named by a custom recognizer or a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Validator {
+    /// The Luhn checksum over the candidate's digits (at least two digits).
+    Luhn,
+    /// A payment card: 13 to 19 digits, Luhn, a known brand prefix and length.
+    CreditCard,
+    /// An IBAN: known country, that country's length, ISO 7064 mod-97 check digits.
+    Mod97,
+    /// A US social security number: area not 000, 666 or 900-999, group not 00, serial not 0000.
+    Ssn,
+    /// Four decimal octets of at most 255 with no leading zeros, not part of a longer dotted run.
+    Ipv4,
+    /// Anything `std::net::Ipv6Addr` parses, with at least two hexadecimal digits.
+    Ipv6,
+    /// A real calendar date between 1900 and 2099 (ISO, d/m/y, m/d/y or with a month name).
+    Date,
+    /// E.164 numbers and US, UK, DE, FR and IN national formats (digits counted per plan).
+    Phone,
+    /// RFC 5321 limits: local part up to 64 characters, no empty labels, alphabetic TLD.
+    Email,
+    /// A URL whose host has a dot (or is `localhost`); trailing punctuation is trimmed.
+    Url,
+    /// Three base64url parts whose header decodes to a JSON object with an `alg` member.
+    Jwt,
+    /// An Azure storage `AccountKey=` whose value decodes to 64 bytes.
+    AzureStorageKey,
+    /// An Azure SAS query: a `sig` of at least 16 characters with `sv` or `se`.
+    SasToken,
+    /// A PEM private-key block whose END label matches its BEGIN label.
+    Pem,
+    /// The value after `key=` / `token:` / `secret is`, long and random enough to be a secret.
+    ApiKey,
+    /// The whole candidate has Shannon entropy of at least 3.5 bits per character.
+    Entropy,
+}
+
+/// What a validator accepted: a byte range of the text and an optional score override.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Accepted {
+    /// Start byte offset in the text.
+    pub start: usize,
+    /// End byte offset in the text (exclusive).
+    pub end: usize,
+    /// Score replacing the recognizer's base score, when the validator knows better.
+    pub score: Option<f64>,
+}
+
+/// Shannon entropy threshold for generic secrets, in bits per character.
+pub const SECRET_ENTROPY_BITS: f64 = 3.5;
+
+/// Shortest value taken as a generic secret.
+pub const SECRET_MIN_CHARS: usize = 16;
+
+const NAMES: &[(&str, Validator)] = &[
+    ("luhn", Validator::Luhn),
+    ("credit_card", Validator::CreditCard),
+    ("mod97", Validator::Mod97),
+    ("iban", Validator::Mod97),
+    ("ssn", Validator::Ssn),
+    ("ipv4", Validator::Ipv4),
+    ("ipv6", Validator::Ipv6),
+    ("date", Validator::Date),
+    ("phone", Validator::Phone),
+    ("email", Validator::Email),
+    ("url", Validator::Url),
+    ("jwt", Validator::Jwt),
+    ("azure_storage_key", Validator::AzureStorageKey),
+    ("sas_token", Validator::SasToken),
+    ("pem", Validator::Pem),
+    ("api_key", Validator::ApiKey),
+    ("entropy", Validator::Entropy),
+];
+
+impl Validator {
+    /// The validator with this policy name (`luhn`, `mod97`, `ssn`, ...), if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+
+    /// The names a policy may use, for error messages.
+    pub fn names() -> String {
+        NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Check the candidate `text[start..end]`; see the module documentation.
+    pub fn check(self, text: &str, start: usize, end: usize) -> Option<Accepted> {
+        let candidate = text.get(start..end)?;
+        let whole = |ok: bool| {
+            ok.then_some(Accepted {
+                start,
+                end,
+                score: None,
+            })
+        };
+        match self {
+            Validator::Luhn => {
+                let digits: Vec<u8> = candidate
+                    .bytes()
+                    .filter(u8::is_ascii_digit)
+                    .map(|b| b - b'0')
+                    .collect();
+                whole(digits.len() >= 2 && luhn_valid(&digits))
+            }
+            Validator::CreditCard => credit_card(text, start, end),
+            Validator::Mod97 => whole(iban_valid(candidate)),
+            Validator::Ssn => ssn(candidate).map(|score| Accepted {
+                start,
+                end,
+                score: Some(score),
+            }),
+            Validator::Ipv4 => whole(ipv4_valid(text, start, end)),
+            Validator::Ipv6 => ipv6(text, start, end),
+            Validator::Date => whole(date_valid(candidate)),
+            Validator::Phone => phone(text, start, end),
+            Validator::Email => whole(email_valid(candidate)),
+            Validator::Url => url(text, start, end),
+            Validator::Jwt => whole(jwt_valid(candidate)),
+            Validator::AzureStorageKey => whole(azure_key_valid(candidate)),
+            Validator::SasToken => whole(sas_valid(candidate)),
+            Validator::Pem => whole(pem_valid(candidate)),
+            Validator::ApiKey => api_key(text, start, end),
+            Validator::Entropy => whole(
+                candidate.chars().count() >= SECRET_MIN_CHARS
+                    && shannon_entropy(candidate) >= SECRET_ENTROPY_BITS,
+            ),
+        }
+    }
+}
+
+/// Luhn (mod 10) over decimal digit values.
+pub(crate) fn luhn_valid(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 1 {
+                let doubled = d * 2;
+                if doubled > 9 {
+                    doubled - 9
+                } else {
+                    doubled
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// Try the candidate's ends from the longest to the shortest: the full candidate, then each
+/// point just before a separator. Patterns for numbers with separators are greedy and may
+/// swallow a following number ("call 555-0100 2 times"); shorter prefixes recover the real one.
+fn longest_valid_prefix<T>(
+    text: &str,
+    start: usize,
+    end: usize,
+    separators: &[u8],
+    mut check: impl FnMut(usize) -> Option<T>,
+) -> Option<T> {
+    if let Some(found) = check(end) {
+        return Some(found);
+    }
+    let bytes = text.as_bytes();
+    let mut p = end;
+    while p > start + 1 {
+        p -= 1;
+        if separators.contains(&bytes[p]) && bytes[p - 1].is_ascii_digit() {
+            if let Some(found) = check(p) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// The digits and digit-group lengths of a short candidate, kept on the stack: validators run
+/// on every candidate, so they do not allocate.
+struct DigitGroups {
+    digits: [u8; 64],
+    digit_count: usize,
+    groups: [u8; 16],
+    group_count: usize,
+}
+
+impl DigitGroups {
+    /// `None` when the text holds more digits or groups than any number we validate.
+    fn parse(text: &str) -> Option<Self> {
+        let mut parsed = Self {
+            digits: [0; 64],
+            digit_count: 0,
+            groups: [0; 16],
+            group_count: 0,
+        };
+        let mut in_group = false;
+        for b in text.bytes() {
+            if b.is_ascii_digit() {
+                *parsed.digits.get_mut(parsed.digit_count)? = b - b'0';
+                parsed.digit_count += 1;
+                if !in_group {
+                    parsed.group_count += 1;
+                }
+                *parsed.groups.get_mut(parsed.group_count - 1)? += 1;
+                in_group = true;
+            } else {
+                in_group = false;
+            }
+        }
+        Some(parsed)
+    }
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.digit_count]
+    }
+    fn groups(&self) -> &[u8] {
+        &self.groups[..self.group_count]
+    }
+}
+
+fn credit_card(text: &str, start: usize, end: usize) -> Option<Accepted> {
+    longest_valid_prefix(text, start, end, b" -", |cut| {
+        let candidate = &text[start..cut];
+        let parsed = DigitGroups::parse(candidate)?;
+        let digits = parsed.digits();
+        if !(13..=19).contains(&digits.len()) {
+            return None;
+        }
+        let mut separators = candidate.bytes().filter(|b| !b.is_ascii_digit());
+        let consistent = match separators.next() {
+            None => true,
+            Some(first) => separators.all(|b| b == first),
+        };
+        let groups = parsed.groups();
+        let grouped = groups.len() == 1 || groups.iter().all(|g| (3..=6).contains(g));
+        (consistent && grouped && brand_length_ok(digits) && luhn_valid(digits)).then_some(
+            Accepted {
+                start,
+                end: cut,
+                score: None,
+            },
+        )
+    })
+}
+
+fn prefix_number(digits: &[u8], count: usize) -> u32 {
+    digits
+        .iter()
+        .take(count)
+        .fold(0u32, |acc, d| acc * 10 + u32::from(*d))
+}
+
+/// Known issuer prefixes (IIN ranges) and the lengths each brand issues.
+fn brand_length_ok(digits: &[u8]) -> bool {
+    let len = digits.len();
+    let p1 = prefix_number(digits, 1);
+    let p2 = prefix_number(digits, 2);
+    let p3 = prefix_number(digits, 3);
+    let p4 = prefix_number(digits, 4);
+    let p6 = prefix_number(digits, 6);
+    let visa = p1 == 4 && matches!(len, 13 | 16 | 19);
+    let mastercard = ((51..=55).contains(&p2) || (2221..=2720).contains(&p4)) && len == 16;
+    let amex = (p2 == 34 || p2 == 37) && len == 15;
+    let discover =
+        (p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 || (622_126..=622_925).contains(&p6))
+            && (16..=19).contains(&len);
+    let unionpay = p2 == 62 && (16..=19).contains(&len);
+    let diners = ((300..=305).contains(&p3) || p4 == 3095 || p2 == 36 || p2 == 38 || p2 == 39)
+        && (14..=19).contains(&len);
+    let jcb = (3528..=3589).contains(&p4) && (16..=19).contains(&len);
+    let maestro = (p2 == 50 || (56..=58).contains(&p2) || p2 == 67) && (13..=19).contains(&len);
+    let mir = (2200..=2204).contains(&p4) && (16..=19).contains(&len);
+    visa || mastercard || amex || discover || unionpay || diners || jcb || maestro || mir
+}
+
+/// IBAN lengths per country (SWIFT IBAN registry).
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BI", 27),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DJ", 27),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FK", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("LY", 25),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MN", 20),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NI", 28),
+    ("NL", 18),
+    ("NO", 15),
+    ("OM", 23),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("RU", 33),
+    ("SA", 24),
+    ("SC", 31),
+    ("SD", 18),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("SO", 23),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+    ("YE", 30),
+];
+
+fn iban_valid(candidate: &str) -> bool {
+    let compact: Vec<u8> = candidate.bytes().filter(|b| *b != b' ').collect();
+    if compact.len() < 15 || !compact.iter().all(u8::is_ascii_alphanumeric) {
+        return false;
+    }
+    let Ok(country) = std::str::from_utf8(&compact[..2]) else {
+        return false;
+    };
+    let expected = IBAN_LENGTHS
+        .iter()
+        .find(|(c, _)| *c == country)
+        .map(|(_, l)| *l);
+    if expected != Some(compact.len()) {
+        return false;
+    }
+    // ISO 7064 mod 97-10 over BBAN + country + check digits, letters as 10..35.
+    let rearranged = compact[4..].iter().chain(&compact[..4]);
+    let mut remainder: u32 = 0;
+    for &b in rearranged {
+        let value = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            b'A'..=b'Z' => u32::from(b - b'A') + 10,
+            b'a'..=b'z' => u32::from(b - b'a') + 10,
+            _ => return false,
+        };
+        remainder = if value >= 10 {
+            (remainder * 100 + value) % 97
+        } else {
+            (remainder * 10 + value) % 97
+        };
+    }
+    remainder == 1
+}
+
+/// SSN score by format: dashed numbers are clear, a bare nine-digit number needs context.
+fn ssn(candidate: &str) -> Option<f64> {
+    let bytes = candidate.as_bytes();
+    let (digits, score): (Vec<u8>, f64) = match bytes.len() {
+        9 if bytes.iter().all(u8::is_ascii_digit) => (bytes.to_vec(), 0.3),
+        11 if (bytes[3] == b'-' && bytes[6] == b'-') || (bytes[3] == b' ' && bytes[6] == b' ') => {
+            let digits: Vec<u8> = bytes.iter().copied().filter(u8::is_ascii_digit).collect();
+            let score = if bytes[3] == b'-' { 0.85 } else { 0.6 };
+            (digits, score)
+        }
+        _ => return None,
+    };
+    if digits.len() != 9 {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        digits[range]
+            .iter()
+            .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'))
+    };
+    let (area, group, serial) = (number(0..3), number(3..5), number(5..9));
+    let invalid = area == 0
+        || area == 666
+        || area >= 900
+        || group == 0
+        || serial == 0
+        // Numbers published in advertising and never issued.
+        || (area, group, serial) == (78, 5, 1120)
+        || (area, group, serial) == (219, 9, 9999);
+    (!invalid).then_some(score)
+}
+
+fn ipv4_valid(text: &str, start: usize, end: usize) -> bool {
+    let bytes = text.as_bytes();
+    // "1.2.3.4.5" and "v10.1.2.3.4" are versions or OIDs, not addresses.
+    let dotted_digit_before =
+        start >= 2 && bytes[start - 1] == b'.' && bytes[start - 2].is_ascii_digit();
+    let dotted_digit_after =
+        end + 1 < bytes.len() && bytes[end] == b'.' && bytes[end + 1].is_ascii_digit();
+    if dotted_digit_before || dotted_digit_after {
+        return false;
+    }
+    let octets: Vec<&str> = text[start..end].split('.').collect();
+    octets.len() == 4
+        && octets.iter().all(|o| {
+            !o.is_empty()
+                && o.len() <= 3
+                && o.bytes().all(|b| b.is_ascii_digit())
+                && (o.len() == 1 || !o.starts_with('0'))
+                && o.parse::<u16>().is_ok_and(|v| v <= 255)
+        })
+}
+
+fn ipv6(text: &str, start: usize, end: usize) -> Option<Accepted> {
+    let mut end = end;
+    // A sentence's full stop or a trailing colon is not part of the address.
+    while end > start
+        && matches!(text.as_bytes()[end - 1], b'.' | b':')
+        && !text[start..end].ends_with("::")
+    {
+        end -= 1;
+    }
+    let candidate = &text[start..end];
+    let hex_digits = candidate.bytes().filter(u8::is_ascii_hexdigit).count();
+    (hex_digits >= 2 && candidate.parse::<Ipv6Addr>().is_ok()).then_some(Accepted {
+        start,
+        end,
+        score: None,
+    })
+}
+
+const MONTHS: &[&str] = &[
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+fn month_number(word: &str) -> Option<u32> {
+    let lower = word.trim_end_matches(['.', ',']).to_ascii_lowercase();
+    let prefix = lower.get(..3)?;
+    MONTHS
+        .iter()
+        .position(|m| *m == prefix)
+        .map(|i| i as u32 + 1)
+}
+
+fn real_date(year: u32, month: u32, day: u32) -> bool {
+    (1900..=2099).contains(&year)
+        && i32::try_from(year)
+            .ok()
+            .and_then(|y| chrono::NaiveDate::from_ymd_opt(y, month, day))
+            .is_some()
+}
+
+fn date_valid(candidate: &str) -> bool {
+    let numbers: Vec<&str> = candidate
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let parse = |s: &str| s.parse::<u32>().ok();
+    let has_month_name = candidate.bytes().any(|b| b.is_ascii_alphabetic());
+    if has_month_name {
+        let month = candidate
+            .split([' ', ','])
+            .filter(|w| w.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()))
+            .find_map(month_number);
+        let (Some(month), [first, second]) = (month, numbers.as_slice()) else {
+            return false;
+        };
+        let (Some(a), Some(b)) = (parse(first), parse(second)) else {
+            return false;
+        };
+        return real_date(b, month, a);
+    }
+    let separators: Vec<u8> = candidate.bytes().filter(|b| !b.is_ascii_digit()).collect();
+    if separators.len() != 2 || separators[0] != separators[1] || numbers.len() != 3 {
+        return false;
+    }
+    let (Some(a), Some(b), Some(c)) = (parse(numbers[0]), parse(numbers[1]), parse(numbers[2]))
+    else {
+        return false;
+    };
+    if numbers[0].len() == 4 {
+        real_date(a, b, c)
+    } else {
+        // d/m/y or m/d/y: a real date in either order is a date.
+        real_date(c, b, a) || real_date(c, a, b)
+    }
+}
+
+fn phone(text: &str, start: usize, end: usize) -> Option<Accepted> {
+    // The tail of a longer digit sequence ("4978 0492 9843 2939" after the card check failed)
+    // is not a phone number: a number of three or more digits right before is a continuation.
+    let bytes = text.as_bytes();
+    if start >= 4
+        && matches!(bytes[start - 1], b' ' | b'-' | b'.' | b'/')
+        && bytes[start - 4..start - 1].iter().all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    longest_valid_prefix(text, start, end, b" ./-", |cut| {
+        phone_score(&text[start..cut]).map(|score| Accepted {
+            start,
+            end: cut,
+            score: Some(score),
+        })
+    })
+}
+
+fn phone_score(candidate: &str) -> Option<f64> {
+    let parsed = DigitGroups::parse(candidate)?;
+    let (digits, groups) = (parsed.digits(), parsed.groups());
+    let n = digits.len();
+    let at = |i: usize| digits.get(i).copied().unwrap_or(0);
+    if candidate.starts_with('+') {
+        if !(8..=15).contains(&n) {
+            return None;
+        }
+        let plan_ok = match (at(0), at(1)) {
+            // NANP: +1 NXX NXX XXXX.
+            (1, _) => n == 11 && at(1) >= 2 && at(4) >= 2,
+            (4, 4) => (11..=12).contains(&n),
+            (4, 9) => (9..=14).contains(&n),
+            (3, 3) => n == 11 && at(2) >= 1,
+            (9, 1) => n == 12,
+            _ => true,
+        };
+        return plan_ok.then_some(0.75);
+    }
+    // Without a country code a number needs visible grouping: bare digit runs are order
+    // numbers, ids and amounts far more often than phone numbers.
+    if groups.len() < 2 || groups.iter().any(|g| *g > 8) {
+        return None;
+    }
+    let with_area_in_parentheses = candidate.starts_with('(');
+    // National numbers are written with one kind of separator ("020 7946 0018",
+    // "201.555.0123"); a mix usually means two numbers ("0100 2024-03-15").
+    let after_area = match candidate.find(')') {
+        Some(close) if with_area_in_parentheses => &candidate[close + 1..],
+        _ => candidate,
+    };
+    let mut separators = after_area
+        .trim_start()
+        .bytes()
+        .filter(|b| !b.is_ascii_digit());
+    if let Some(first) = separators.next() {
+        if !separators.all(|b| b == first) {
+            return None;
+        }
+    }
+    if at(0) == 0 {
+        // Trunk prefix 0: UK (11 digits), DE (10-12), FR (10), IN (11).
+        let pairs_ok = groups.iter().all(|g| *g >= 2);
+        return ((10..=12).contains(&n) && pairs_ok).then_some(0.6);
+    }
+    let us_grouping = groups == [3, 3, 4] || (with_area_in_parentheses && groups == [3, 7]);
+    if n == 10 && us_grouping && at(0) >= 2 && at(3) >= 2 {
+        return Some(0.65);
+    }
+    if n == 11 && at(0) == 1 && groups == [1, 3, 3, 4] && at(1) >= 2 && at(4) >= 2 {
+        return Some(0.65);
+    }
+    // India mobile: 98765 43210.
+    if n == 10 && groups == [5, 5] && at(0) >= 6 {
+        return Some(0.6);
+    }
+    None
+}
+
+fn email_valid(candidate: &str) -> bool {
+    let Some((local, domain)) = candidate.rsplit_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+    local_ok && domain_ok
+}
+
+fn url(text: &str, start: usize, end: usize) -> Option<Accepted> {
+    let mut end = end;
+    let bytes = text.as_bytes();
+    while end > start
+        && matches!(
+            bytes[end - 1],
+            b'.' | b',' | b';' | b':' | b'!' | b')' | b']' | b'}' | b'\'' | b'"'
+        )
+    {
+        end -= 1;
+    }
+    let candidate = &text[start..end];
+    let rest = match candidate.find("://") {
+        Some(i) => &candidate[i + 3..],
+        None => candidate,
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    let host_ok = host == "localhost"
+        || (host.contains('.')
+            && !host.starts_with('.')
+            && !host.ends_with('.')
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+    host_ok.then_some(Accepted {
+        start,
+        end,
+        score: None,
+    })
+}
+
+fn base64url_decode(part: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .ok()
+}
+
+fn jwt_valid(candidate: &str) -> bool {
+    let mut parts = candidate.split('.');
+    let (Some(header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Some(header) = base64url_decode(header) else {
+        return false;
+    };
+    let header_ok = serde_json::from_slice::<serde_json::Value>(&header)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.contains_key("alg")))
+        .unwrap_or(false);
+    header_ok && base64url_decode(payload).is_some()
+}
+
+fn azure_key_valid(candidate: &str) -> bool {
+    let Some(at) = candidate.find("AccountKey=") else {
+        return false;
+    };
+    let key = &candidate[at + "AccountKey=".len()..];
+    base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .is_ok_and(|bytes| bytes.len() == 64)
+}
+
+fn sas_valid(candidate: &str) -> bool {
+    let mut signature_ok = false;
+    let mut version_or_expiry = false;
+    for pair in candidate.trim_start_matches(['?', '&']).split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "sig" => signature_ok = value.len() >= 16,
+            "sv" | "se" => version_or_expiry = !value.is_empty(),
+            _ => {}
+        }
+    }
+    signature_ok && version_or_expiry
+}
+
+fn pem_valid(candidate: &str) -> bool {
+    let label = |marker: &str| {
+        candidate
+            .find(marker)
+            .map(|i| &candidate[i + marker.len()..])
+            .and_then(|rest| rest.split("-----").next())
+    };
+    match (label("-----BEGIN "), label("-----END ")) {
+        (Some(begin), Some(end)) => begin == end && begin.ends_with("PRIVATE KEY"),
+        _ => false,
+    }
+}
+
+/// Bits per character of the text's character distribution.
+pub fn shannon_entropy(text: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    let mut total = 0u32;
+    let mut others = std::collections::HashMap::new();
+    for c in text.chars() {
+        total += 1;
+        if c.is_ascii() {
+            counts[c as usize] += 1;
+        } else {
+            *others.entry(c).or_insert(0u32) += 1;
+        }
+    }
+    if total == 0 {
+        return 0.0;
+    }
+    let total = f64::from(total);
+    counts
+        .iter()
+        .copied()
+        .chain(others.into_values())
+        .filter(|c| *c > 0)
+        .map(|c| {
+            let p = f64::from(c) / total;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+fn api_key(text: &str, start: usize, end: usize) -> Option<Accepted> {
+    let bytes = text.as_bytes();
+    let mut i = start;
+    // The keyword ("api_key", "client-secret", ...), an optional closing quote, then ':' '=' or "is".
+    while i < end && (bytes[i].is_ascii_alphabetic() || bytes[i] == b'_' || bytes[i] == b'-') {
+        i += 1;
+    }
+    let skip = |i: &mut usize, set: &[u8]| {
+        while *i < end && set.contains(&bytes[*i]) {
+            *i += 1;
+        }
+    };
+    skip(&mut i, b"\"'");
+    skip(&mut i, b" \t");
+    if i < end && (bytes[i] == b':' || bytes[i] == b'=') {
+        i += 1;
+    } else if text[i..end].starts_with("is") {
+        i += 2;
+    } else {
+        return None;
+    }
+    skip(&mut i, b" \t");
+    skip(&mut i, b"\"'");
+    let mut value_end = end;
+    while value_end > i && matches!(bytes[value_end - 1], b'.' | b'"' | b'\'') {
+        value_end -= 1;
+    }
+    let value = &text[i..value_end];
+    let classes = [
+        value.bytes().any(|b| b.is_ascii_lowercase()),
+        value.bytes().any(|b| b.is_ascii_uppercase()),
+        value.bytes().any(|b| b.is_ascii_digit()),
+    ];
+    let random_enough = value.len() >= SECRET_MIN_CHARS
+        && classes.iter().filter(|c| **c).count() >= 2
+        && shannon_entropy(value) >= SECRET_ENTROPY_BITS;
+    random_enough.then_some(Accepted {
+        start: i,
+        end: value_end,
+        score: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(v: Validator, text: &str) -> bool {
+        v.check(text, 0, text.len()).is_some()
+    }
+
+    #[test]
+    fn cards_need_luhn_brand_and_length() {
+        assert!(ok(Validator::CreditCard, "4111111111111111"));
+        assert!(ok(Validator::CreditCard, "4111-1111-1111-1111"));
+        assert!(ok(Validator::CreditCard, "3782 822463 10005"));
+        assert!(!ok(Validator::CreditCard, "4111111111111112"));
+        // Luhn-valid but no brand issues 16 digits starting with 1.
+        assert!(!ok(Validator::CreditCard, "1111111111111117"));
+        assert!(!ok(Validator::CreditCard, "4111-1111 1111-1111"));
+        let trailing = "4111 1111 1111 1111 12";
+        let found = Validator::CreditCard
+            .check(trailing, 0, trailing.len())
+            .unwrap();
+        assert_eq!(found.end, 19);
+    }
+
+    #[test]
+    fn ssn_rules() {
+        assert!(ok(Validator::Ssn, "123-45-6789"));
+        for bad in [
+            "000-12-3456",
+            "666-12-3456",
+            "912-12-3456",
+            "123-00-4567",
+            "123-45-0000",
+            "078-05-1120",
+            "123-45 6789",
+        ] {
+            assert!(!ok(Validator::Ssn, bad), "{bad}");
+        }
+        assert_eq!(
+            Validator::Ssn.check("123456789", 0, 9).unwrap().score,
+            Some(0.3)
+        );
+    }
+
+    #[test]
+    fn iban_length_and_mod97() {
+        assert!(ok(Validator::Mod97, "GB82WEST12345698765432"));
+        assert!(ok(Validator::Mod97, "GB82 WEST 1234 5698 7654 32"));
+        assert!(ok(Validator::Mod97, "DE89370400440532013000"));
+        assert!(!ok(Validator::Mod97, "GB83WEST12345698765432"));
+        assert!(!ok(Validator::Mod97, "GB82WEST1234569876543"));
+        assert!(!ok(Validator::Mod97, "QQ82WEST12345698765432"));
+    }
+
+    #[test]
+    fn ip_addresses() {
+        assert!(ok(Validator::Ipv4, "192.168.0.1"));
+        assert!(!ok(Validator::Ipv4, "256.1.1.1"));
+        assert!(!ok(Validator::Ipv4, "01.2.3.4"));
+        let version = "1.2.3.4.5";
+        assert!(Validator::Ipv4.check(version, 0, 7).is_none());
+        assert!(ok(Validator::Ipv6, "2001:db8::8a2e:370:7334"));
+        assert!(ok(Validator::Ipv6, "::ffff:192.0.2.1"));
+        assert!(!ok(Validator::Ipv6, "12:30:45"));
+        assert!(!ok(Validator::Ipv6, "::"));
+    }
+
+    #[test]
+    fn dates_are_real_calendar_dates() {
+        for good in [
+            "2024-02-29",
+            "29/02/2024",
+            "02/29/2024",
+            "15.03.2024",
+            "15 March 2024",
+            "Mar 15, 2024",
+        ] {
+            assert!(ok(Validator::Date, good), "{good}");
+        }
+        for bad in [
+            "2023-02-29",
+            "31/04/2024",
+            "2024-13-01",
+            "2024-03/15",
+            "15 Foo 2024",
+            "1850-01-01",
+        ] {
+            assert!(!ok(Validator::Date, bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones() {
+        for good in [
+            "+1 201-555-0123",
+            "(201) 555-0123",
+            "201-555-0123",
+            "+44 20 7946 0018",
+            "020 7946 0018",
+            "+49 30 12345678",
+            "030 12345678",
+            "+33 1 23 45 67 89",
+            "01 23 45 67 89",
+            "+91 98765 43210",
+            "98765 43210",
+            "+14155552671",
+            "1-800-555-0199",
+        ] {
+            assert!(ok(Validator::Phone, good), "{good}");
+        }
+        for bad in [
+            "2024-03-15",
+            "15.03.2024",
+            "4155552671",
+            "123-45-6789",
+            "2.10.3",
+            "+1 123-555-0123",
+            "12 34",
+        ] {
+            assert!(!ok(Validator::Phone, bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets() {
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
+        assert!(ok(Validator::Jwt, jwt));
+        assert!(!ok(Validator::Jwt, "eyJub3QiOiJhbGcifQ.eyJ9.abc"));
+        let key = format!(
+            "AccountKey={}",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 64])
+        );
+        assert!(ok(Validator::AzureStorageKey, &key));
+        assert!(ok(
+            Validator::SasToken,
+            "sv=2022-11-02&sr=b&sp=r&sig=abcdEFGH1234ijkl%2BmnoP%3D"
+        ));
+        assert!(!ok(Validator::SasToken, "sv=2022-11-02&sr=b"));
+        let text = "api_key = \"Zx8Qw2LmN4vB7tY1pR6s\".";
+        let found = Validator::ApiKey.check(text, 0, text.len() - 1).unwrap();
+        assert_eq!(&text[found.start..found.end], "Zx8Qw2LmN4vB7tY1pR6s");
+        assert!(Validator::ApiKey
+            .check("token: aaaaaaaaaaaaaaaaaaaa", 0, 27)
+            .is_none());
+        assert!(shannon_entropy("abcd") > 1.99 && shannon_entropy("aaaa") == 0.0);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(Validator::from_name("mod97"), Some(Validator::Mod97));
+        assert_eq!(Validator::from_name("nope"), None);
+        assert!(Validator::names().contains("luhn"));
+    }
+}
