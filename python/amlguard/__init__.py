@@ -21,6 +21,7 @@ from ._amlguard import (
     MaskReport,
     __version__,
 )
+from .detect import ScanReport, detect, scan
 from .envelope import (
     decrypt_bytes,
     decrypt_file,
@@ -47,6 +48,7 @@ from .exceptions import (
     NotAnEnvelopeError,
     PolicyError,
     RandomSourceError,
+    RecognizerError,
     StorageError,
     StorageNotFoundError,
     StoragePermissionError,
@@ -70,10 +72,14 @@ __all__ = [
     "NoMatchingKeyError",
     "NotAnEnvelopeError",
     "RandomSourceError",
+    "RecognizerError",
+    "ScanReport",
     "TruncatedHeaderError",
     "UnsupportedFormatError",
     "UnsupportedSuiteError",
     "decrypt_bytes",
+    "detect",
+    "scan",
     "decrypt_file",
     "encrypt_bytes",
     "encrypt_file",

@@ -21,6 +21,9 @@ __all__ = [
     "rewrap",
     "inspect",
     "open_encrypted",
+    "ScanReport",
+    "detect",
+    "scan",
 ]
 
 __version__: str
@@ -197,3 +200,32 @@ def inspect(path: Union[str, os.PathLike[str]]) -> HeaderInfo: ...
 def open_encrypted(
     path: Union[str, os.PathLike[str]], keks: list[Kek], context: dict[str, str]
 ) -> EncryptedFile: ...
+
+@final
+class ScanReport:
+    """What a scan found per column; never holds a matched value."""
+
+    @property
+    def rows_scanned(self) -> int: ...
+    @property
+    def skipped_columns(self) -> list[str]: ...
+    def to_json(self) -> str: ...
+    def to_arrow(self) -> Any: ...
+
+def detect(
+    column: Any,
+    recognizers_json: Optional[str] = None,
+    min_score: Optional[float] = None,
+    threads: Optional[int] = None,
+    external: Optional[Callable[[list[Optional[str]]], Any]] = None,
+) -> Any:
+    """Findings in a string column: (row, entity, start, end, score), character offsets."""
+
+def scan(
+    table: Any,
+    sample_rows: Optional[int] = None,
+    recognizers_json: Optional[str] = None,
+    min_score: Optional[float] = None,
+    threads: Optional[int] = None,
+) -> ScanReport:
+    """Classify the string columns of a table."""

@@ -249,6 +249,39 @@ def command_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_sample(path: str, rows: Optional[int]) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if path.lower().endswith(".csv"):
+        reader: Any = pacsv.open_csv(path)
+    else:
+        reader = pq.ParquetFile(path).iter_batches(batch_size=64 * 1024)
+    batches, taken = [], 0
+    for batch in reader:
+        batches.append(batch)
+        taken += batch.num_rows
+        if rows is not None and taken >= rows:
+            break
+    if not batches:
+        return pa.table({})
+    return pa.Table.from_batches(batches).slice(0, rows)
+
+
+def command_scan(args: argparse.Namespace) -> int:
+    import json
+
+    from .detect import scan
+
+    report = scan(_read_sample(args.path, args.sample_rows or None))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report)
+    return 0
+
+
 def command_keys(args: argparse.Namespace) -> int:
     keyring = _keyring(args.keyring)
     if args.keys_command == "create":
@@ -294,6 +327,14 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--no-progress", action="store_true", help="no progress bar")
     common(mask)
     mask.set_defaults(run=command_mask)
+
+    scan_parser = commands.add_parser("scan", help="find which columns of a file hold which PII")
+    scan_parser.add_argument("path", help="a .parquet or .csv file")
+    scan_parser.add_argument(
+        "--sample-rows", type=int, default=100_000, help="rows to scan (100000; 0 for all)"
+    )
+    scan_parser.add_argument("--json", action="store_true", help="machine-readable output")
+    scan_parser.set_defaults(run=command_scan)
 
     encrypt = commands.add_parser("encrypt", help="encrypt a file into an amlguard container")
     encrypt.add_argument("source")

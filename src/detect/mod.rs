@@ -36,7 +36,9 @@ pub mod validators;
 pub use engine::{Detector, Finding, Scratch};
 pub use recognizers::Recognizer;
 pub use redact::{EntityAction, RedactEntities};
-pub use scan::{detect, detect_with, scan, scan_with, DetectOptions, ScanOptions, ScanReport};
+pub use scan::{
+    detect, detect_schema, detect_with, scan, scan_with, DetectOptions, ScanOptions, ScanReport,
+};
 pub use validators::Validator;
 
 use crate::error::Result;

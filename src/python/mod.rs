@@ -5,6 +5,7 @@
 //! Long work goes through [`run::run_blocking`], which releases the GIL and honours Ctrl-C.
 
 mod datasets;
+mod detect;
 mod envelope;
 mod error;
 mod io;
@@ -23,6 +24,9 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(io::mask_file, module)?)?;
     module.add_function(wrap_pyfunction!(datasets::synthetic_pii, module)?)?;
     module.add_class::<keys::PyKek>()?;
+    module.add_class::<detect::PyScanReport>()?;
+    module.add_function(wrap_pyfunction!(detect::detect, module)?)?;
+    module.add_function(wrap_pyfunction!(detect::scan, module)?)?;
     module.add_class::<envelope::PyEnvelopeReport>()?;
     module.add_class::<envelope::PyHeaderInfo>()?;
     module.add_class::<envelope::PyEncryptedFile>()?;
