@@ -5,12 +5,14 @@
 //! - [`keys`]: key material, the local keyring, key-encryption keys and the DEK cache;
 //! - [`envelope`]: the amlguard encrypted container (envelope encryption of bytes and files);
 //! - [`io`]: masking Parquet and CSV files in bounded memory with atomic writes;
+//! - [`audit`]: the tamper-evident audit log (hash chain, signed Merkle checkpoints, proofs);
 //! - [`datasets`]: deterministic synthetic PII for demos, tests and benchmarks.
 //!
 //! The Python bindings live in `python` behind the `python` feature; the core never needs them.
 
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod datasets;
 pub mod envelope;
 pub mod error;

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 from . import datasets
 from ._amlguard import LocalKeyring, MaskReport, __version__
+from .audit import AuditLog, AuditReport, verify_audit_log, verify_proof
 from .exceptions import (
     AmlguardError,
+    AuditLogError,
     ColumnDeniedError,
     ColumnNotFoundError,
     ColumnTypeError,
+    ConcurrentModificationError,
     DecryptionError,
+    ForgottenError,
+    InvalidArgumentError,
     InvalidDataError,
     KeyNotFoundError,
     KeyringError,
@@ -32,6 +37,14 @@ from .policy import Policy
 
 __all__ = [
     "AmlguardError",
+    "AuditLog",
+    "AuditLogError",
+    "AuditReport",
+    "ConcurrentModificationError",
+    "ForgottenError",
+    "InvalidArgumentError",
+    "verify_audit_log",
+    "verify_proof",
     "ColumnDeniedError",
     "ColumnNotFoundError",
     "ColumnTypeError",

@@ -1,7 +1,7 @@
 """Type stubs for the amlguard extension module (checked by mypy.stubtest)."""
 
 import os
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, final
 
 __version__: str
 
@@ -77,3 +77,91 @@ def mask_file(
 
 def synthetic_pii(rows: int, seed: int = 0) -> Any:
     """Deterministic synthetic PII table (an Arrow stream object)."""
+
+@final
+class AuditReport:
+    """The result of verifying an audit log; true when every check passed."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def first_bad_record(self) -> Optional[int]:
+        """Index of the first bad record (for truncation: the first missing one)."""
+    @property
+    def records_checked(self) -> int: ...
+    @property
+    def problem(self) -> Optional[str]: ...
+    @property
+    def checkpoints_checked(self) -> int: ...
+    @property
+    def witness_checkpoints_checked(self) -> int: ...
+    @property
+    def witness_checked(self) -> bool: ...
+    @property
+    def public_key(self) -> Optional[str]: ...
+    @property
+    def records_after_last_checkpoint(self) -> int: ...
+    def __bool__(self) -> bool: ...
+
+@final
+class AuditLog:
+    """An append-only, tamper-evident audit log: JSON Lines, a hash chain, and Ed25519-signed
+    RFC 9162 Merkle checkpoints every ``checkpoint_every`` records, also appended to ``witness``.
+
+    ``keyring`` (default: the local keyring) holds the signing key ``signing_key``, created on
+    first use; subject identifiers are recorded only as keyed pseudonyms.
+    """
+
+    def __new__(
+        cls,
+        path: Union[str, os.PathLike[str]],
+        *,
+        keyring: Optional[LocalKeyring] = None,
+        signing_key: str = "audit",
+        witness: Optional[Union[str, os.PathLike[str]]] = None,
+        checkpoint_every: int = 100,
+    ) -> AuditLog: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def witness(self) -> Optional[str]: ...
+    @property
+    def public_key(self) -> str:
+        """The Ed25519 public key (hex) that signs the checkpoints; give it to verifiers."""
+    def append(
+        self,
+        action: str,
+        *,
+        outcome: str = "success",
+        dataset: Optional[str] = None,
+        paths: Optional[list[str]] = None,
+        key_ids: Optional[list[str]] = None,
+        policy_fingerprint: Optional[str] = None,
+        rows: Optional[int] = None,
+        bytes: Optional[int] = None,
+        subjects: Optional[list[str]] = None,
+        details: Optional[dict[str, Any]] = None,
+        error: Optional[str] = None,
+    ) -> int:
+        """Append one record and return its id; ``subjects`` are written as pseudonyms only."""
+    def checkpoint(self) -> dict[str, Any]:
+        """Append a signed checkpoint now (unless the last record is one) and return it."""
+    def prove(self, record_id: int) -> dict[str, Any]:
+        """An inclusion proof for one record, checkable with :func:`verify_proof`."""
+    def verify(self, public_key: Optional[str] = None) -> AuditReport:
+        """Verify the log and its witness; the report is true when ok."""
+    def subject_pseudonym(self, subject: str) -> str:
+        """The keyed pseudonym under which ``subject`` is recorded."""
+    def find_subject(self, subject: str) -> list[int]:
+        """Ids of the records that concern ``subject``."""
+    def __len__(self) -> int: ...
+
+def verify_proof(proof: Any, public_key: Optional[str] = None) -> bool:
+    """Check an inclusion proof (dict or JSON) with the public key alone."""
+
+def verify_audit_log(
+    path: Union[str, os.PathLike[str]],
+    witness: Optional[Union[str, os.PathLike[str]]] = None,
+    public_key: Optional[str] = None,
+) -> AuditReport:
+    """Verify an audit log file (and its witness) without a keyring."""

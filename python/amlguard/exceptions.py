@@ -20,6 +20,10 @@ __all__ = [
     "StorageError",
     "StorageNotFoundError",
     "StoragePermissionError",
+    "InvalidArgumentError",
+    "AuditLogError",
+    "ForgottenError",
+    "ConcurrentModificationError",
 ]
 
 
@@ -72,3 +76,22 @@ class StorageNotFoundError(StorageError, FileNotFoundError):
 
 class StoragePermissionError(StorageError, PermissionError):
     """The operating system refused access to a file or directory."""
+
+
+class InvalidArgumentError(AmlguardError, ValueError):
+    """A call argument is out of range (the message gives the accepted range)."""
+
+
+class AuditLogError(AmlguardError):
+    """The audit log is damaged or tampered with, or its signing key is not the keyring's.
+
+    Run ``amlguard audit verify PATH`` to locate the first bad record.
+    """
+
+
+class ForgottenError(AmlguardError):
+    """The value belongs to a forgotten data subject: its key was destroyed (crypto-shredding)."""
+
+
+class ConcurrentModificationError(AmlguardError):
+    """A file changed on disk during the run (another writer); amlguard replaced nothing."""

@@ -20,6 +20,10 @@ pyo3::import_exception!(amlguard.exceptions, DecryptionError);
 pyo3::import_exception!(amlguard.exceptions, StorageError);
 pyo3::import_exception!(amlguard.exceptions, StorageNotFoundError);
 pyo3::import_exception!(amlguard.exceptions, StoragePermissionError);
+pyo3::import_exception!(amlguard.exceptions, InvalidArgumentError);
+pyo3::import_exception!(amlguard.exceptions, AuditLogError);
+pyo3::import_exception!(amlguard.exceptions, ForgottenError);
+pyo3::import_exception!(amlguard.exceptions, ConcurrentModificationError);
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
@@ -38,6 +42,19 @@ impl From<Error> for PyErr {
                 std::io::ErrorKind::PermissionDenied => StoragePermissionError::new_err(message),
                 _ => StorageError::new_err(message),
             },
+            Error::InvalidArgument { .. } => InvalidArgumentError::new_err(message),
+            Error::AuditLog { .. } => AuditLogError::new_err(message),
+            Error::Forgotten { .. } => ForgottenError::new_err(message),
+            Error::ConcurrentModification { .. } => ConcurrentModificationError::new_err(message),
+            // Envelope variants, until the envelope bindings give them their own classes.
+            Error::NotEnvelope { .. }
+            | Error::UnsupportedFormatVersion { .. }
+            | Error::UnsupportedSuite { .. }
+            | Error::TruncatedHeader { .. }
+            | Error::MalformedHeader { .. }
+            | Error::KeyUsageLimit { .. } => InvalidDataError::new_err(message),
+            Error::NoMatchingKek { .. } => KeyNotFoundError::new_err(message),
+            Error::RandomSource { .. } => StorageError::new_err(message),
             Error::Cancelled => PyKeyboardInterrupt::new_err(message),
         }
     }
