@@ -4,6 +4,7 @@
 //!   Arrow record batches in parallel;
 //! - [`keys`]: key material, the local keyring, key-encryption keys and the DEK cache;
 //! - [`envelope`]: the amlguard encrypted container (envelope encryption of bytes and files);
+//! - [`forget`]: right to be forgotten across Parquet datasets, and crypto-shredding;
 //! - [`io`]: masking Parquet and CSV files in bounded memory with atomic writes;
 //! - [`audit`]: the tamper-evident audit log (hash chain, signed Merkle checkpoints, proofs);
 //! - [`datasets`]: deterministic synthetic PII for demos, tests and benchmarks.
@@ -16,6 +17,7 @@ pub mod audit;
 pub mod datasets;
 pub mod envelope;
 pub mod error;
+pub mod forget;
 pub mod io;
 pub mod keys;
 pub mod mask;

@@ -33,6 +33,16 @@ from .exceptions import (
     StoragePermissionError,
 )
 from .files import mask_file, mask_parquet
+from .forget import (
+    Dataset,
+    ForgetReceipt,
+    ForgetVerification,
+    SubjectKeyStore,
+    decrypt_subject_column,
+    encrypt_subject_column,
+    forget,
+    verify_forgotten,
+)
 from .policy import Policy
 
 __all__ = [
@@ -45,6 +55,14 @@ __all__ = [
     "InvalidArgumentError",
     "verify_audit_log",
     "verify_proof",
+    "Dataset",
+    "ForgetReceipt",
+    "ForgetVerification",
+    "SubjectKeyStore",
+    "decrypt_subject_column",
+    "encrypt_subject_column",
+    "forget",
+    "verify_forgotten",
     "ColumnDeniedError",
     "ColumnNotFoundError",
     "ColumnTypeError",

@@ -165,3 +165,46 @@ def verify_audit_log(
     public_key: Optional[str] = None,
 ) -> AuditReport:
     """Verify an audit log file (and its witness) without a keyring."""
+
+@final
+class SubjectKeyStore:
+    """Per-subject data keys (SQLite, WAL, in the keyring directory) wrapped by the keyring KEK
+    ``kek``: crypto-shredding. ``forget(..., subject_keys=store)`` destroys subjects' keys."""
+
+    def __new__(
+        cls,
+        keyring: Optional[LocalKeyring] = None,
+        kek: str = "subject-kek",
+        path: Optional[Union[str, os.PathLike[str]]] = None,
+    ) -> SubjectKeyStore: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def kek_id(self) -> str: ...
+    def encrypt_column(
+        self, table: Any, column: str, subject_column: str, context: str = ""
+    ) -> Any: ...
+    def decrypt_column(
+        self, table: Any, column: str, context: str = "", on_forgotten: str = "error"
+    ) -> Any: ...
+    def destroy_json(self, subjects: list[str]) -> str:
+        """Destroy the subjects' keys; returns the destructions as JSON."""
+
+def forget_json(
+    subjects: list[str],
+    datasets: list[tuple[str, str, Optional[str], str, str, Optional[int], str]],
+    keyring: Optional[LocalKeyring] = None,
+    dry_run: bool = False,
+    threads: Optional[int] = None,
+    audit: Optional[AuditLog] = None,
+    subject_keys: Optional[SubjectKeyStore] = None,
+) -> str:
+    """Forget subjects across datasets; the receipt as JSON."""
+
+def verify_forgotten_json(
+    subjects: list[str],
+    datasets: list[tuple[str, str, Optional[str], str, str, Optional[int], str]],
+    keyring: Optional[LocalKeyring] = None,
+    threads: Optional[int] = None,
+) -> str:
+    """Scan datasets for remaining subject rows; the result as JSON."""

@@ -7,6 +7,7 @@
 mod audit;
 mod datasets;
 mod error;
+mod forget;
 mod io;
 mod keys;
 mod policy;
@@ -26,5 +27,8 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<audit::PyAuditReport>()?;
     module.add_function(wrap_pyfunction!(audit::verify_proof, module)?)?;
     module.add_function(wrap_pyfunction!(audit::verify_audit_log, module)?)?;
+    module.add_class::<forget::PySubjectKeyStore>()?;
+    module.add_function(wrap_pyfunction!(forget::forget_json, module)?)?;
+    module.add_function(wrap_pyfunction!(forget::verify_forgotten_json, module)?)?;
     Ok(())
 }
