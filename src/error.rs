@@ -185,6 +185,33 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The audit log cannot be used: it is damaged or was tampered with, or its signing key does
+    /// not match (run `amlguard audit verify` to locate the problem).
+    #[error("audit log '{}': {message}", .path.display())]
+    AuditLog {
+        /// The log file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+
+    /// A value belongs to a data subject whose key was destroyed (crypto-shredded).
+    #[error("the value belongs to a forgotten data subject (key '{key_handle}' was destroyed); it can no longer be decrypted")]
+    Forgotten {
+        /// Opaque handle of the destroyed subject key (never the subject's identifier).
+        key_handle: String,
+    },
+
+    /// A file changed on disk while amlguard was working on it (another writer); nothing was
+    /// replaced.
+    #[error("'{}' was changed by someone else during the run ({message}); nothing was replaced, run again when writers have finished", .path.display())]
+    ConcurrentModification {
+        /// The file.
+        path: PathBuf,
+        /// What changed (size, modification time).
+        message: String,
+    },
+
     /// The caller asked for the work to stop (Ctrl-C in Python).
     #[error("cancelled")]
     Cancelled,

@@ -4,18 +4,22 @@
 //!   Arrow record batches in parallel;
 //! - [`keys`]: key material, the local keyring, key-encryption keys and the DEK cache;
 //! - [`envelope`]: the amlguard encrypted container (envelope encryption of bytes and files);
+//! - [`forget`]: right to be forgotten across Parquet datasets, and crypto-shredding;
 //! - [`io`]: masking Parquet and CSV files in bounded memory with atomic writes;
 //! - [`detect`]: PII and secret recognizers over free text, column scans and in-text redaction;
+//! - [`audit`]: the tamper-evident audit log (hash chain, signed Merkle checkpoints, proofs);
 //! - [`datasets`]: deterministic synthetic PII for demos, tests and benchmarks.
 //!
 //! The Python bindings live in `python` behind the `python` feature; the core never needs them.
 
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod datasets;
 pub mod detect;
 pub mod envelope;
 pub mod error;
+pub mod forget;
 pub mod io;
 pub mod keys;
 pub mod mask;

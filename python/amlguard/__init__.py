@@ -21,6 +21,7 @@ from ._amlguard import (
     MaskReport,
     __version__,
 )
+from .audit import AuditLog, AuditReport, verify_audit_log, verify_proof
 from .detect import ScanReport, detect, scan
 from .envelope import (
     decrypt_bytes,
@@ -33,11 +34,14 @@ from .envelope import (
 )
 from .exceptions import (
     AmlguardError,
+    AuditLogError,
     ColumnDeniedError,
     ColumnNotFoundError,
     ColumnTypeError,
+    ConcurrentModificationError,
     DecryptionError,
     EnvelopeFormatError,
+    ForgottenError,
     InvalidArgumentError,
     InvalidDataError,
     KeyNotFoundError,
@@ -57,6 +61,16 @@ from .exceptions import (
     UnsupportedSuiteError,
 )
 from .files import mask_file, mask_parquet
+from .forget import (
+    Dataset,
+    ForgetReceipt,
+    ForgetVerification,
+    SubjectKeyStore,
+    decrypt_subject_column,
+    encrypt_subject_column,
+    forget,
+    verify_forgotten,
+)
 from .policy import Policy
 
 __all__ = [
@@ -86,6 +100,21 @@ __all__ = [
     "inspect",
     "open_encrypted",
     "rewrap",
+    "AuditLog",
+    "AuditLogError",
+    "AuditReport",
+    "ConcurrentModificationError",
+    "ForgottenError",
+    "verify_audit_log",
+    "verify_proof",
+    "Dataset",
+    "ForgetReceipt",
+    "ForgetVerification",
+    "SubjectKeyStore",
+    "decrypt_subject_column",
+    "encrypt_subject_column",
+    "forget",
+    "verify_forgotten",
     "ColumnDeniedError",
     "ColumnNotFoundError",
     "ColumnTypeError",

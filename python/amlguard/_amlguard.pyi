@@ -11,6 +11,9 @@ __all__ = [
     "mask_file",
     "synthetic_pii",
     "Kek",
+    "ScanReport",
+    "detect",
+    "scan",
     "EnvelopeReport",
     "HeaderInfo",
     "EncryptedFile",
@@ -21,9 +24,13 @@ __all__ = [
     "rewrap",
     "inspect",
     "open_encrypted",
-    "ScanReport",
-    "detect",
-    "scan",
+    "AuditLog",
+    "AuditReport",
+    "verify_proof",
+    "verify_audit_log",
+    "SubjectKeyStore",
+    "forget_json",
+    "verify_forgotten_json",
 ]
 
 __version__: str
@@ -229,3 +236,134 @@ def scan(
     threads: Optional[int] = None,
 ) -> ScanReport:
     """Classify the string columns of a table."""
+
+@final
+class AuditReport:
+    """The result of verifying an audit log; true when every check passed."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def first_bad_record(self) -> Optional[int]:
+        """Index of the first bad record (for truncation: the first missing one)."""
+    @property
+    def records_checked(self) -> int: ...
+    @property
+    def problem(self) -> Optional[str]: ...
+    @property
+    def checkpoints_checked(self) -> int: ...
+    @property
+    def witness_checkpoints_checked(self) -> int: ...
+    @property
+    def witness_checked(self) -> bool: ...
+    @property
+    def public_key(self) -> Optional[str]: ...
+    @property
+    def records_after_last_checkpoint(self) -> int: ...
+    def __bool__(self) -> bool: ...
+
+@final
+class AuditLog:
+    """An append-only, tamper-evident audit log: JSON Lines, a hash chain, and Ed25519-signed
+    RFC 9162 Merkle checkpoints every ``checkpoint_every`` records, also appended to ``witness``.
+
+    ``keyring`` (default: the local keyring) holds the signing key ``signing_key``, created on
+    first use; subject identifiers are recorded only as keyed pseudonyms.
+    """
+
+    def __new__(
+        cls,
+        path: Union[str, os.PathLike[str]],
+        *,
+        keyring: Optional[LocalKeyring] = None,
+        signing_key: str = "audit",
+        witness: Optional[Union[str, os.PathLike[str]]] = None,
+        checkpoint_every: int = 100,
+    ) -> AuditLog: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def witness(self) -> Optional[str]: ...
+    @property
+    def public_key(self) -> str:
+        """The Ed25519 public key (hex) that signs the checkpoints; give it to verifiers."""
+    def append(
+        self,
+        action: str,
+        *,
+        outcome: str = "success",
+        dataset: Optional[str] = None,
+        paths: Optional[list[str]] = None,
+        key_ids: Optional[list[str]] = None,
+        policy_fingerprint: Optional[str] = None,
+        rows: Optional[int] = None,
+        bytes: Optional[int] = None,
+        subjects: Optional[list[str]] = None,
+        details: Optional[dict[str, Any]] = None,
+        error: Optional[str] = None,
+    ) -> int:
+        """Append one record and return its id; ``subjects`` are written as pseudonyms only."""
+    def checkpoint(self) -> dict[str, Any]:
+        """Append a signed checkpoint now (unless the last record is one) and return it."""
+    def prove(self, record_id: int) -> dict[str, Any]:
+        """An inclusion proof for one record, checkable with :func:`verify_proof`."""
+    def verify(self, public_key: Optional[str] = None) -> AuditReport:
+        """Verify the log and its witness; the report is true when ok."""
+    def subject_pseudonym(self, subject: str) -> str:
+        """The keyed pseudonym under which ``subject`` is recorded."""
+    def find_subject(self, subject: str) -> list[int]:
+        """Ids of the records that concern ``subject``."""
+    def __len__(self) -> int: ...
+
+def verify_proof(proof: Any, public_key: Optional[str] = None) -> bool:
+    """Check an inclusion proof (dict or JSON) with the public key alone."""
+
+def verify_audit_log(
+    path: Union[str, os.PathLike[str]],
+    witness: Optional[Union[str, os.PathLike[str]]] = None,
+    public_key: Optional[str] = None,
+) -> AuditReport:
+    """Verify an audit log file (and its witness) without a keyring."""
+
+@final
+class SubjectKeyStore:
+    """Per-subject data keys (SQLite, WAL, in the keyring directory) wrapped by the keyring KEK
+    ``kek``: crypto-shredding. ``forget(..., subject_keys=store)`` destroys subjects' keys."""
+
+    def __new__(
+        cls,
+        keyring: Optional[LocalKeyring] = None,
+        kek: str = "subject-kek",
+        path: Optional[Union[str, os.PathLike[str]]] = None,
+    ) -> SubjectKeyStore: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def kek_id(self) -> str: ...
+    def encrypt_column(
+        self, table: Any, column: str, subject_column: str, context: str = ""
+    ) -> Any: ...
+    def decrypt_column(
+        self, table: Any, column: str, context: str = "", on_forgotten: str = "error"
+    ) -> Any: ...
+    def destroy_json(self, subjects: list[str]) -> str:
+        """Destroy the subjects' keys; returns the destructions as JSON."""
+
+def forget_json(
+    subjects: list[str],
+    datasets: list[tuple[str, str, Optional[str], str, str, Optional[int], str]],
+    keyring: Optional[LocalKeyring] = None,
+    dry_run: bool = False,
+    threads: Optional[int] = None,
+    audit: Optional[AuditLog] = None,
+    subject_keys: Optional[SubjectKeyStore] = None,
+) -> str:
+    """Forget subjects across datasets; the receipt as JSON."""
+
+def verify_forgotten_json(
+    subjects: list[str],
+    datasets: list[tuple[str, str, Optional[str], str, str, Optional[int], str]],
+    keyring: Optional[LocalKeyring] = None,
+    threads: Optional[int] = None,
+) -> str:
+    """Scan datasets for remaining subject rows; the result as JSON."""

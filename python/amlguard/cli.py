@@ -295,6 +295,32 @@ def command_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_audit(args: argparse.Namespace) -> int:
+    from .audit import verify_audit_log
+
+    report = verify_audit_log(args.path, args.witness, args.public_key)
+    print(f"audit log: {args.path}")
+    print(f"  ok:                     {report.ok}")
+    print(f"  records checked:        {report.records_checked}")
+    print(f"  first bad record:       {report.first_bad_record}")
+    print(
+        f"  checkpoints checked:    {report.checkpoints_checked} in the log, "
+        f"{report.witness_checkpoints_checked} in the witness"
+        + ("" if report.witness_checked else " (no witness given: truncation not checked)")
+    )
+    print(
+        f"  unprotected tail:       {report.records_after_last_checkpoint} record(s) after "
+        "the last checkpoint (hash chain only)"
+    )
+    print(
+        f"  signer public key:      {report.public_key}"
+        + ("" if args.public_key else " (not pinned: pass --public-key)")
+    )
+    if report.problem:
+        print(f"  problem:                {report.problem}")
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="amlguard", description="Secure ML data handling: masking, encryption, forgetting."
@@ -397,6 +423,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing = key_commands.add_parser("list", help="list keys and versions")
     common(listing)
     keys.set_defaults(run=command_keys)
+
+    audit = commands.add_parser("audit", help="check a tamper-evident audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_commands.add_parser(
+        "verify", help="verify a log; exits 1 when any record was changed, removed or added"
+    )
+    verify.add_argument("path", help="the audit log (JSON Lines)")
+    verify.add_argument("--witness", help="the second copy of the checkpoints (finds truncation)")
+    verify.add_argument("--public-key", help="the signer's Ed25519 public key, hex (pins it)")
+    audit.set_defaults(run=command_audit)
     return parser
 
 

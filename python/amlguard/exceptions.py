@@ -31,6 +31,9 @@ __all__ = [
     "StorageError",
     "StorageNotFoundError",
     "StoragePermissionError",
+    "AuditLogError",
+    "ForgottenError",
+    "ConcurrentModificationError",
 ]
 
 
@@ -127,3 +130,18 @@ class StorageNotFoundError(StorageError, FileNotFoundError):
 
 class StoragePermissionError(StorageError, PermissionError):
     """The operating system refused access to a file or directory."""
+
+
+class AuditLogError(AmlguardError):
+    """The audit log is damaged or tampered with, or its signing key is not the keyring's.
+
+    Run ``amlguard audit verify PATH`` to locate the first bad record.
+    """
+
+
+class ForgottenError(AmlguardError):
+    """The value belongs to a forgotten data subject: its key was destroyed (crypto-shredding)."""
+
+
+class ConcurrentModificationError(AmlguardError):
+    """A file changed on disk during the run (another writer); amlguard replaced nothing."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from typing import Callable, Optional, Union
 
+from . import audit as _audit
 from ._amlguard import LocalKeyring, MaskReport
 from ._amlguard import mask_file as _mask_file
+from .exceptions import AmlguardError
 from .policy import Policy
 
 __all__ = ["mask_file", "mask_parquet"]
@@ -29,24 +31,39 @@ def mask_file(
     threads: Optional[int] = None,
     batch_rows: Optional[int] = None,
     progress: Optional[Progress] = None,
+    audit: _audit.AuditTarget = None,
 ) -> MaskReport:
     """Mask ``source`` (.parquet or .csv, or a directory of them) into ``destination``.
 
     Formats follow the extensions, so a CSV can be masked into Parquet. ``progress`` is called
     about ten times a second as ``progress(rows_done, rows_total)`` (total 0 when unknown).
-    Returns a :class:`MaskReport` with counts, sizes and timing.
+    Returns a :class:`MaskReport` with counts, sizes and timing. With ``audit`` (or
+    ``$AMLGUARD_AUDIT_LOG``) the run, failed or not, is recorded in that audit log.
     """
     if not isinstance(policy, Policy):
         raise TypeError("policy must be an amlguard.Policy (see Policy.from_dict / from_yaml)")
-    return _mask_file(
-        os.fspath(source),
-        os.fspath(destination),
-        policy._core,
-        keyring,
-        threads,
-        batch_rows,
-        progress,
-    )
+    log = _audit.resolve(audit, keyring)
+    paths = [os.fspath(source), os.fspath(destination)]
+    try:
+        report = _mask_file(
+            paths[0], paths[1], policy._core, keyring, threads, batch_rows, progress
+        )
+    except AmlguardError as err:
+        if log is not None:
+            log.append(
+                "mask", outcome="failure", dataset=paths[0], paths=paths, error=str(err),
+                key_ids=_audit.key_ids(policy.columns, keyring),
+                policy_fingerprint=policy.fingerprint,
+            )  # fmt: skip
+        raise
+    if log is not None:
+        log.append(
+            "mask", dataset=paths[0], paths=paths, rows=report.rows, bytes=report.input_bytes,
+            key_ids=_audit.key_ids(policy.columns, keyring), policy_fingerprint=policy.fingerprint,
+            details={"files": report.files, "output_bytes": report.output_bytes,
+                     "columns_masked": report.columns_masked},
+        )  # fmt: skip
+    return report
 
 
 mask_parquet = mask_file

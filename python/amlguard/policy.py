@@ -127,6 +127,7 @@ class Policy:
         *,
         keyring: Optional[LocalKeyring] = None,
         threads: Optional[int] = None,
+        audit: Any = None,
     ) -> Any:
         """Mask ``data`` and return the same type.
 
@@ -134,13 +135,29 @@ class Policy:
         parallel (``threads`` workers, default one per CPU) with the GIL released; a pyarrow
         RecordBatchReader is returned as a reader that masks each batch as it is read.
         ``keyring`` defaults to the local keyring (``$AMLGUARD_KEYRING`` or
-        ``~/.amlguard/keyring``) when a rule needs a key.
+        ``~/.amlguard/keyring``) when a rule needs a key. With ``audit`` (an
+        :class:`~amlguard.AuditLog` or a path) or ``$AMLGUARD_AUDIT_LOG``, the call is recorded.
         """
+        from . import audit as _audit
+
+        log = _audit.resolve(audit, keyring)
         if _frames.is_reader(data):
             reader = self._core.apply_reader(data, keyring, threads)
+            if log is not None:  # rows are unknown until the reader is drained
+                self._record(log, _audit.key_ids(self.columns, keyring), type(data), None)
             return pa.RecordBatchReader.from_stream(reader)
         stream, rebuild = _frames.to_stream(data)
-        return rebuild(self._core.apply_table(stream, keyring, threads))
+        masked = self._core.apply_table(stream, keyring, threads)
+        if log is not None:
+            rows = len(data) if hasattr(data, "__len__") else None
+            self._record(log, _audit.key_ids(self.columns, keyring), type(data), rows)
+        return rebuild(masked)
+
+    def _record(self, log: Any, key_ids: list[str], kind: type, rows: Optional[int]) -> None:
+        dataset = f"in-memory {kind.__module__}.{kind.__qualname__}"
+        log.append(
+            "mask", dataset=dataset, key_ids=key_ids, policy_fingerprint=self.fingerprint, rows=rows
+        )
 
     # -- protocol -----------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:

@@ -30,6 +30,9 @@ pyo3::import_exception!(amlguard.exceptions, RecognizerError);
 pyo3::import_exception!(amlguard.exceptions, StorageError);
 pyo3::import_exception!(amlguard.exceptions, StorageNotFoundError);
 pyo3::import_exception!(amlguard.exceptions, StoragePermissionError);
+pyo3::import_exception!(amlguard.exceptions, AuditLogError);
+pyo3::import_exception!(amlguard.exceptions, ForgottenError);
+pyo3::import_exception!(amlguard.exceptions, ConcurrentModificationError);
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
@@ -58,6 +61,9 @@ impl From<Error> for PyErr {
                 std::io::ErrorKind::PermissionDenied => StoragePermissionError::new_err(message),
                 _ => StorageError::new_err(message),
             },
+            Error::AuditLog { .. } => AuditLogError::new_err(message),
+            Error::Forgotten { .. } => ForgottenError::new_err(message),
+            Error::ConcurrentModification { .. } => ConcurrentModificationError::new_err(message),
             Error::Cancelled => PyKeyboardInterrupt::new_err(message),
         }
     }

@@ -4,10 +4,12 @@
 //! mirrors one core module (`keys.rs` ↔ `crate::keys`, `policy.rs` ↔ `crate::policy`, ...).
 //! Long work goes through [`run::run_blocking`], which releases the GIL and honours Ctrl-C.
 
+mod audit;
 mod datasets;
 mod detect;
 mod envelope;
 mod error;
+mod forget;
 mod io;
 mod keys;
 mod policy;
@@ -37,5 +39,12 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(envelope::rewrap, module)?)?;
     module.add_function(wrap_pyfunction!(envelope::inspect, module)?)?;
     module.add_function(wrap_pyfunction!(envelope::open_encrypted, module)?)?;
+    module.add_class::<audit::PyAuditLog>()?;
+    module.add_class::<audit::PyAuditReport>()?;
+    module.add_function(wrap_pyfunction!(audit::verify_proof, module)?)?;
+    module.add_function(wrap_pyfunction!(audit::verify_audit_log, module)?)?;
+    module.add_class::<forget::PySubjectKeyStore>()?;
+    module.add_function(wrap_pyfunction!(forget::forget_json, module)?)?;
+    module.add_function(wrap_pyfunction!(forget::verify_forgotten_json, module)?)?;
     Ok(())
 }

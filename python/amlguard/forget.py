@@ -1,0 +1,222 @@
+"""Right to be forgotten: remove data subjects from Parquet datasets and destroy their keys.
+
+>>> receipt = ag.forget(
+...     ["subject-123", "subject-456"],
+...     datasets=[
+...         ag.Dataset("data/raw/patients/", id_column="patient_id"),
+...         ag.Dataset("data/curated/", id_column="patient_token", pseudonymised_with="hash-key"),
+...     ],
+...     audit=ag.AuditLog("audit.jsonl"), subject_keys=ag.SubjectKeyStore())
+>>> receipt.rows_removed, receipt.files_rewritten
+>>> ag.verify_forgotten("subject-123", datasets).ok
+True
+
+Only affected files are rewritten, each swapped in atomically; an interrupted call is completed
+by calling it again (a journal in the dataset root records progress). ``dry_run=True`` reports
+what would change and writes no data. Crypto-shredding: :func:`encrypt_subject_column` encrypts
+a column under one key per subject; ``forget(..., subject_keys=store)`` destroys those keys, so
+every copy of those values anywhere becomes unreadable (:class:`~amlguard.ForgottenError`, or
+null with ``on_forgotten="null"``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any, Optional, Union
+
+from . import _frames
+from . import audit as _audit
+from ._amlguard import LocalKeyring, SubjectKeyStore, forget_json, verify_forgotten_json
+
+__all__ = [
+    "Dataset",
+    "ForgetReceipt",
+    "ForgetVerification",
+    "SubjectKeyStore",
+    "decrypt_subject_column",
+    "encrypt_subject_column",
+    "forget",
+    "verify_forgotten",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A Parquet file, folder or hive-partitioned tree, and the column identifying subjects.
+
+    ``pseudonymised_with`` names the keyring key the id column was pseudonymised with
+    (``pseudonym_op`` ``"hash"`` with ``encoding`` / ``truncate_bytes``, or ``"tokenize"``
+    with ``tweak``), exactly as in the masking policy; rows are then found by recomputing the
+    pseudonym from the raw identifier.
+    """
+
+    path: PathLike
+    id_column: str
+    pseudonymised_with: Optional[str] = None
+    pseudonym_op: str = "hash"
+    encoding: str = "hex"
+    truncate_bytes: Optional[int] = None
+    tweak: str = ""
+
+    def _spec(self) -> tuple[str, str, Optional[str], str, str, Optional[int], str]:
+        return (
+            os.fspath(self.path),
+            self.id_column,
+            self.pseudonymised_with,
+            self.pseudonym_op,
+            self.encoding,
+            self.truncate_bytes,
+            self.tweak,
+        )
+
+
+@dataclass(frozen=True)
+class ForgetReceipt:
+    """What :func:`forget` did (or, with ``dry_run``, would do)."""
+
+    run_id: str
+    dry_run: bool
+    resumed: bool
+    subjects: int
+    subject_pseudonyms: list[str]
+    datasets: list[str]
+    files_scanned: int
+    row_groups_scanned: int
+    row_groups_skipped: int
+    files: list[dict[str, Any]]
+    rows_removed: int
+    bytes_rewritten: int
+    bytes_total: int
+    keys_destroyed: list[dict[str, Any]]
+    audit_record_id: Optional[int]
+    started_at: str
+    elapsed_seconds: float
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def files_rewritten(self) -> list[str]:
+        """Paths of the files rewritten."""
+        return [str(f["path"]) for f in self.files]
+
+    @property
+    def rows_removed_per_file(self) -> dict[str, int]:
+        """Rows removed, per file."""
+        return {str(f["path"]): int(f["rows_removed"]) for f in self.files}
+
+    def to_json(self) -> str:
+        """The receipt as JSON."""
+        return json.dumps(self.raw)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{escape(str(f['path']))}</td><td>{f['rows_removed']}</td>"
+            f"<td>{f['rows_before']}</td><td>{f['bytes_before']}</td><td>{f['bytes_after']}</td></tr>"
+            for f in self.files
+        )
+        keys = "".join(
+            f"<li>{escape(k['key_handle'])}: unusable {escape(str(k['unusable_at']))}, "
+            f"removed {escape(str(k['physically_removed_at']))}</li>"
+            for k in self.keys_destroyed
+        )
+        title = "amlguard ForgetReceipt" + (" (dry run)" if self.dry_run else "")
+        return (
+            f"<div><b>{title}</b>: {self.subjects} subject(s), {self.rows_removed} rows removed "
+            f"from {len(self.files)} of {self.files_scanned} files; {self.bytes_rewritten:,} of "
+            f"{self.bytes_total:,} bytes rewritten; {self.row_groups_skipped} row groups skipped; "
+            f"{self.elapsed_seconds:.3f} s; audit record {self.audit_record_id}"
+            f"<table><tr><th>file</th><th>rows removed</th><th>rows before</th>"
+            f"<th>bytes before</th><th>bytes after</th></tr>{rows}</table>"
+            + (f"keys destroyed:<ul>{keys}</ul>" if keys else "")
+            + "</div>"
+        )
+
+
+@dataclass(frozen=True)
+class ForgetVerification:
+    """What :func:`verify_forgotten` found; true when no subject row remains."""
+
+    ok: bool
+    files_scanned: int
+    rows_found: int
+    files_with_rows: list[tuple[str, int]]
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _subjects(subjects: Union[str, list[str], tuple[str, ...]]) -> list[str]:
+    return [subjects] if isinstance(subjects, str) else [str(s) for s in subjects]
+
+
+def forget(
+    subjects: Union[str, list[str], tuple[str, ...]],
+    datasets: list[Dataset],
+    *,
+    keyring: Optional[LocalKeyring] = None,
+    audit: _audit.AuditTarget = None,
+    subject_keys: Optional[SubjectKeyStore] = None,
+    dry_run: bool = False,
+    threads: Optional[int] = None,
+) -> ForgetReceipt:
+    """Remove every row of ``subjects`` from ``datasets`` and destroy their keys in
+    ``subject_keys``; the receipt goes to ``audit`` (or ``$AMLGUARD_AUDIT_LOG``)."""
+    log = _audit.resolve(audit, keyring)
+    text = forget_json(
+        _subjects(subjects),
+        [d._spec() for d in datasets],
+        keyring,
+        dry_run,
+        threads,
+        log,
+        subject_keys,
+    )
+    raw = json.loads(text)
+    return ForgetReceipt(**raw, raw=raw)
+
+
+def verify_forgotten(
+    subjects: Union[str, list[str], tuple[str, ...]],
+    datasets: list[Dataset],
+    *,
+    keyring: Optional[LocalKeyring] = None,
+    threads: Optional[int] = None,
+) -> ForgetVerification:
+    """Scan ``datasets`` for any remaining row of ``subjects``."""
+    raw = json.loads(
+        verify_forgotten_json(_subjects(subjects), [d._spec() for d in datasets], keyring, threads)
+    )
+    return ForgetVerification(
+        ok=bool(raw["ok"]),
+        files_scanned=int(raw["files_scanned"]),
+        rows_found=int(raw["rows_found"]),
+        files_with_rows=[(str(p), int(n)) for p, n in raw["files_with_rows"]],
+    )
+
+
+def encrypt_subject_column(
+    data: Any, column: str, subject_column: str, store: SubjectKeyStore, *, context: str = ""
+) -> Any:
+    """Encrypt ``column`` value by value under the key of each row's subject
+    (``subject_column``), AES-256-GCM with column and ``context`` bound. Same type out."""
+    stream, rebuild = _frames.to_stream(data)
+    return rebuild(store.encrypt_column(stream, column, subject_column, context))
+
+
+def decrypt_subject_column(
+    data: Any,
+    column: str,
+    store: SubjectKeyStore,
+    *,
+    context: str = "",
+    on_forgotten: str = "error",
+) -> Any:
+    """Decrypt a column made by :func:`encrypt_subject_column`, restoring its type. Values of
+    forgotten subjects raise :class:`~amlguard.ForgottenError`, or are null with
+    ``on_forgotten="null"`` (for analytics)."""
+    stream, rebuild = _frames.to_stream(data)
+    return rebuild(store.decrypt_column(stream, column, context, on_forgotten))

@@ -1,0 +1,552 @@
+//! Right to be forgotten: remove data subjects' rows from Parquet datasets, destroy their keys,
+//! and leave a receipt in the audit log.
+//!
+//! Contract of [`forget`]:
+//! - A [`Dataset`] is a local Parquet file, a folder, or a hive-partitioned tree (hidden `.x`
+//!   and `_x` entries such as `_SUCCESS` or `_delta_log` are skipped). Rows are found by the
+//!   identifier itself or, in pseudonymised datasets, by the recomputed pseudonym ([`IdForm`]).
+//! - Everything is checked before anything is written: the path exists, every file has the id
+//!   column, its type is the same kind (text or integer) in every file, keys exist. A subject
+//!   found nowhere is not an error: the receipt is simply empty.
+//! - Each affected file is rewritten without the subjects' rows and swapped in with one rename;
+//!   files without a match are not opened for writing (byte-identical, same mtime). Row groups
+//!   are skipped on statistics and bloom filters while scanning.
+//! - A journal ([`journal`]) makes an interrupted run resumable: re-running the same call after a
+//!   crash completes it, and its receipt includes the files the first attempt finished.
+//! - A file changed by another writer between scan and swap is refused
+//!   ([`Error::ConcurrentModification`]); nothing of theirs is overwritten.
+//! - With a [`SubjectKeyStore`], the subjects' keys are destroyed (crypto-shredding): every
+//!   value encrypted under them, in any copy anywhere, becomes unreadable.
+//! - `dry_run` scans and reports what would change, and writes nothing but the audit record.
+//!
+//! ```no_run
+//! use amlguard::forget::{forget, Dataset, ForgetOptions, IdForm};
+//! use amlguard::keys::LocalKeyring;
+//! use amlguard::parallel::RunControl;
+//! let keyring = LocalKeyring::open_default().unwrap();
+//! let datasets = [Dataset { path: "data/patients".into(), id_column: "patient_id".into(), id_form: IdForm::Raw }];
+//! let receipt = forget(&["patient-123".into()], &datasets, &keyring, &ForgetOptions::default(), &RunControl::new()).unwrap();
+//! println!("{} rows removed from {} files", receipt.rows_removed, receipt.files.len());
+//! ```
+
+pub mod journal;
+pub mod matcher;
+pub mod parquet;
+pub mod shred;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+pub use self::matcher::{IdForm, Needles};
+use self::parquet::{rewrite_file, scan_file, FileScan};
+pub use self::shred::{KeyDestruction, OnForgotten, SubjectKeyStore};
+use crate::audit::{now_rfc3339, AuditEvent, AuditLog, Outcome};
+use crate::error::{Error, Result};
+use crate::keys::KeyProvider;
+use crate::parallel::RunControl;
+
+/// One dataset to forget subjects in.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// A Parquet file, or a directory (searched recursively).
+    pub path: PathBuf,
+    /// The column holding the subject identifier (or its pseudonym).
+    pub id_column: String,
+    /// Raw identifiers or pseudonyms.
+    pub id_form: IdForm,
+}
+
+/// Knobs for [`forget`].
+#[derive(Default)]
+pub struct ForgetOptions<'a> {
+    /// Report only; write nothing (but the audit record).
+    pub dry_run: bool,
+    /// Worker threads (`None`: one per CPU).
+    pub threads: Option<usize>,
+    /// Where the receipt goes.
+    pub audit: Option<&'a AuditLog>,
+    /// Per-subject keys to destroy.
+    pub subject_keys: Option<&'a SubjectKeyStore>,
+}
+
+/// One file rewritten (or, in a dry run, that would be).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    /// The file.
+    pub path: PathBuf,
+    /// Rows before.
+    pub rows_before: u64,
+    /// Rows removed.
+    pub rows_removed: u64,
+    /// Bytes before.
+    pub bytes_before: u64,
+    /// Bytes after (0 in a dry run).
+    pub bytes_after: u64,
+}
+
+/// What [`forget`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ForgetReceipt {
+    /// Run id.
+    pub run_id: String,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// Whether an interrupted earlier run was completed.
+    pub resumed: bool,
+    /// Number of subjects requested.
+    pub subjects: u64,
+    /// Keyed pseudonyms of the subjects (when an audit log gives the key).
+    pub subject_pseudonyms: Vec<String>,
+    /// Dataset paths.
+    pub datasets: Vec<String>,
+    /// Parquet files looked at.
+    pub files_scanned: u64,
+    /// Row groups read while scanning.
+    pub row_groups_scanned: u64,
+    /// Row groups skipped on statistics or bloom filters.
+    pub row_groups_skipped: u64,
+    /// Files rewritten (or that would be).
+    pub files: Vec<FileChange>,
+    /// Rows removed in total.
+    pub rows_removed: u64,
+    /// Bytes written (new file sizes).
+    pub bytes_rewritten: u64,
+    /// Bytes in all files of the datasets before the run.
+    pub bytes_total: u64,
+    /// Subject keys destroyed.
+    pub keys_destroyed: Vec<KeyDestruction>,
+    /// Id of the receipt's record in the audit log.
+    pub audit_record_id: Option<u64>,
+    /// Started (RFC 3339).
+    pub started_at: String,
+    /// Wall time.
+    pub elapsed_seconds: f64,
+}
+
+/// What [`verify_forgotten`] found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ForgetVerification {
+    /// No row of any subject remains.
+    pub ok: bool,
+    /// Files looked at.
+    pub files_scanned: u64,
+    /// Rows still holding a subject.
+    pub rows_found: u64,
+    /// Files still holding subject rows, with counts.
+    pub files_with_rows: Vec<(PathBuf, u64)>,
+}
+
+fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .is_some_and(|e| matches!(e.as_str(), "parquet" | "pq" | "parq"))
+}
+
+fn hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(['.', '_']))
+}
+
+/// The Parquet files of a dataset, sorted.
+pub fn dataset_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let metadata = std::fs::metadata(root).map_err(|e| Error::io("opening dataset", root, e))?;
+    if metadata.is_file() {
+        return Ok(vec![root.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(directory) = pending.pop() {
+        let entries =
+            std::fs::read_dir(&directory).map_err(|e| Error::io("listing", &directory, e))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| Error::io("listing", &directory, e))?
+                .path();
+            if hidden(&path) {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else if is_parquet(&path) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::invalid_data(
+            None,
+            format!("dataset '{}' holds no Parquet files", root.display()),
+        ));
+    }
+    Ok(files)
+}
+
+/// Check every file has the id column with a matchable type of one kind.
+fn check_schemas(dataset: &Dataset, files: &[PathBuf]) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut kinds: Vec<(bool, &Path)> = Vec::new();
+    for file in files {
+        match parquet::id_column_type(file, &dataset.id_column)? {
+            None => missing.push(file.display().to_string()),
+            Some(data_type) => {
+                if !Needles::supports(&data_type) {
+                    return Err(Error::ColumnType {
+                        column: dataset.id_column.clone(),
+                        op: "forget".into(),
+                        data_type: data_type.to_string(),
+                        hint: format!(
+                            "in '{}'; the id column must hold strings or integers",
+                            file.display()
+                        ),
+                    });
+                }
+                kinds.push((data_type.is_integer(), file));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::ColumnNotFound {
+            column: dataset.id_column.clone(),
+            available: format!(
+                "it is missing from {} of {} files of dataset '{}': {}",
+                missing.len(),
+                files.len(),
+                dataset.path.display(),
+                missing.join(", ")
+            ),
+        });
+    }
+    if let (Some(integer), Some(text)) = (
+        kinds.iter().find(|(is_int, _)| *is_int),
+        kinds.iter().find(|(is_int, _)| !*is_int),
+    ) {
+        return Err(Error::invalid_data(
+            Some(&dataset.id_column),
+            format!(
+                "mixed schemas in dataset '{}': the id column is an integer in '{}' but text in '{}'; make the files agree first",
+                dataset.path.display(),
+                integer.1.display(),
+                text.1.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+struct Prepared {
+    dataset: Dataset,
+    needles: Needles,
+    scans: Vec<FileScan>,
+}
+
+fn prepare(
+    subjects: &[String],
+    datasets: &[Dataset],
+    keys: &dyn KeyProvider,
+    threads: Option<usize>,
+    control: &RunControl,
+) -> Result<Vec<Prepared>> {
+    let mut listed = Vec::new();
+    for dataset in datasets {
+        let files = dataset_files(&dataset.path)?;
+        check_schemas(dataset, &files)?;
+        let needles = Needles::build(subjects, &dataset.id_form, keys)?;
+        listed.push((dataset.clone(), needles, files));
+    }
+    let pool = crate::parallel::pool(threads)?;
+    let mut prepared = Vec::new();
+    for (dataset, needles, files) in listed {
+        let scans = pool.install(|| {
+            files
+                .par_iter()
+                .map(|file| scan_file(file, &dataset.id_column, &needles, control))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        prepared.push(Prepared {
+            dataset,
+            needles,
+            scans,
+        });
+    }
+    Ok(prepared)
+}
+
+fn request_fingerprint(subjects: &[String], audit: Option<&AuditLog>) -> Result<String> {
+    match audit {
+        Some(log) => {
+            let mut pseudonyms = subjects
+                .iter()
+                .map(|s| log.subject_pseudonym(s))
+                .collect::<Result<Vec<_>>>()?;
+            pseudonyms.sort();
+            let joined = pseudonyms.join(",");
+            use sha2::Digest;
+            Ok(hex::encode(sha2::Sha256::digest(joined.as_bytes())))
+        }
+        None => Ok(format!("subjects:{}", subjects.len())),
+    }
+}
+
+fn new_run_id() -> Result<String> {
+    let mut bytes = [0u8; 8];
+    getrandom::getrandom(&mut bytes).map_err(|e| Error::RandomSource {
+        message: e.to_string(),
+    })?;
+    Ok(hex::encode(bytes))
+}
+
+/// Remove `subjects`' rows from `datasets` (and destroy their keys); see the module docs.
+pub fn forget(
+    subjects: &[String],
+    datasets: &[Dataset],
+    keys: &dyn KeyProvider,
+    options: &ForgetOptions<'_>,
+    control: &RunControl,
+) -> Result<ForgetReceipt> {
+    let outcome = forget_inner(subjects, datasets, keys, options, control);
+    if let (Err(error), Some(log)) = (&outcome, options.audit) {
+        let mut event = AuditEvent::new("forget");
+        event.outcome = Outcome::Failure;
+        event.error = Some(error.to_string());
+        event.target.dataset = Some(dataset_names(datasets).join(", "));
+        event.subjects = subjects
+            .iter()
+            .filter_map(|s| log.subject_pseudonym(s).ok())
+            .collect();
+        let _ = log.append(event);
+    }
+    outcome
+}
+
+fn dataset_names(datasets: &[Dataset]) -> Vec<String> {
+    datasets
+        .iter()
+        .map(|d| d.path.display().to_string())
+        .collect()
+}
+
+fn forget_inner(
+    subjects: &[String],
+    datasets: &[Dataset],
+    keys: &dyn KeyProvider,
+    options: &ForgetOptions<'_>,
+    control: &RunControl,
+) -> Result<ForgetReceipt> {
+    let started = Instant::now();
+    let mut receipt = ForgetReceipt {
+        run_id: new_run_id()?,
+        dry_run: options.dry_run,
+        subjects: subjects.len() as u64,
+        datasets: dataset_names(datasets),
+        started_at: now_rfc3339(),
+        ..Default::default()
+    };
+    if let Some(log) = options.audit {
+        receipt.subject_pseudonyms = subjects
+            .iter()
+            .map(|s| log.subject_pseudonym(s))
+            .collect::<Result<_>>()?;
+    }
+    let prepared = prepare(subjects, datasets, keys, options.threads, control)?;
+    let request = request_fingerprint(subjects, options.audit)?;
+    let mut journals = Vec::new();
+    for item in &prepared {
+        for scan in &item.scans {
+            receipt.files_scanned += 1;
+            receipt.row_groups_scanned += scan.row_groups_scanned;
+            receipt.row_groups_skipped += scan.row_groups_skipped;
+            receipt.bytes_total += scan.fingerprint.len;
+        }
+        let affected: Vec<&FileScan> = item.scans.iter().filter(|s| s.matching_rows > 0).collect();
+        if options.dry_run {
+            receipt.files.extend(affected.iter().map(|s| FileChange {
+                path: s.path.clone(),
+                rows_before: s.rows,
+                rows_removed: s.matching_rows,
+                bytes_before: s.fingerprint.len,
+                bytes_after: 0,
+            }));
+            continue;
+        }
+        // Resume: finish what an interrupted run of the same request started.
+        let journal_path = journal::journal_path(&item.dataset.path);
+        let mut carried = Vec::new();
+        let previous = journal::read(&journal_path)?;
+        let same_request = previous
+            .iter()
+            .any(|e| matches!(e, journal::Entry::Start { request: r, .. } if *r == request));
+        for entry in &previous {
+            match entry {
+                journal::Entry::Start { files, .. } => {
+                    files.iter().for_each(|f| journal::remove_leftovers(f))
+                }
+                journal::Entry::Done { .. } if same_request => carried.push(entry.clone()),
+                journal::Entry::Done { .. } => {}
+            }
+        }
+        if !previous.is_empty() {
+            receipt.resumed = same_request;
+        }
+        for entry in &carried {
+            if let journal::Entry::Done {
+                path,
+                rows_before,
+                rows_removed,
+                bytes_before,
+                bytes_after,
+            } = entry
+            {
+                receipt.files.push(FileChange {
+                    path: path.clone(),
+                    rows_before: *rows_before,
+                    rows_removed: *rows_removed,
+                    bytes_before: *bytes_before,
+                    bytes_after: *bytes_after,
+                });
+            }
+        }
+        if affected.is_empty() && previous.is_empty() {
+            continue;
+        }
+        let mut entries = vec![journal::Entry::Start {
+            run_id: receipt.run_id.clone(),
+            request: request.clone(),
+            files: affected.iter().map(|s| s.path.clone()).collect(),
+        }];
+        entries.extend(carried);
+        let journal = Mutex::new(journal::Journal::create(&journal_path, &entries)?);
+        let pool = crate::parallel::pool(options.threads)?;
+        let results: Vec<Result<FileChange>> = pool.install(|| {
+            affected
+                .par_iter()
+                .map(|scan| {
+                    let done = rewrite_file(scan, &item.dataset.id_column, &item.needles, control)?;
+                    let entry = journal::Entry::Done {
+                        path: scan.path.clone(),
+                        rows_before: done.rows_before,
+                        rows_removed: done.rows_removed,
+                        bytes_before: done.bytes_before,
+                        bytes_after: done.bytes_after,
+                    };
+                    journal
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .append(&entry)?;
+                    Ok(FileChange {
+                        path: scan.path.clone(),
+                        rows_before: done.rows_before,
+                        rows_removed: done.rows_removed,
+                        bytes_before: done.bytes_before,
+                        bytes_after: done.bytes_after,
+                    })
+                })
+                .collect()
+        });
+        for result in results {
+            receipt.files.push(result?);
+        }
+        journals.push(journal.into_inner().unwrap_or_else(|p| p.into_inner()));
+    }
+    receipt.files.sort_by(|a, b| a.path.cmp(&b.path));
+    receipt.rows_removed = receipt.files.iter().map(|f| f.rows_removed).sum();
+    receipt.bytes_rewritten = receipt.files.iter().map(|f| f.bytes_after).sum();
+    if let Some(store) = options.subject_keys {
+        receipt.keys_destroyed = if options.dry_run {
+            store.destruction_preview(subjects)?
+        } else {
+            store.destroy(subjects)?
+        };
+    }
+    receipt.elapsed_seconds = started.elapsed().as_secs_f64();
+    if let Some(log) = options.audit {
+        receipt.audit_record_id =
+            Some(log.append(audit_event(&receipt, datasets, keys_used(datasets)))?);
+        // Cover the receipt by a signed checkpoint at once, so it can be proven right away.
+        log.checkpoint()?;
+    }
+    for journal in journals {
+        journal.finish()?;
+    }
+    Ok(receipt)
+}
+
+fn keys_used(datasets: &[Dataset]) -> Vec<String> {
+    let mut keys: Vec<String> = datasets
+        .iter()
+        .filter_map(|d| d.id_form.key().map(str::to_owned))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn audit_event(
+    receipt: &ForgetReceipt,
+    datasets: &[Dataset],
+    mut key_ids: Vec<String>,
+) -> AuditEvent {
+    let mut event = AuditEvent::new(if receipt.dry_run {
+        "forget-dry-run"
+    } else {
+        "forget"
+    });
+    event.target.dataset = Some(dataset_names(datasets).join(", "));
+    event.target.paths = receipt
+        .files
+        .iter()
+        .map(|f| f.path.display().to_string())
+        .collect();
+    key_ids.extend(receipt.keys_destroyed.iter().map(|k| k.key_handle.clone()));
+    event.key_ids = key_ids;
+    event.rows = Some(receipt.rows_removed);
+    event.bytes = Some(receipt.bytes_rewritten);
+    event.subjects = receipt.subject_pseudonyms.clone();
+    let summary = serde_json::json!({
+        "run_id": receipt.run_id,
+        "dry_run": receipt.dry_run,
+        "resumed": receipt.resumed,
+        "subjects": receipt.subjects,
+        "files_scanned": receipt.files_scanned,
+        "row_groups_skipped": receipt.row_groups_skipped,
+        "bytes_total": receipt.bytes_total,
+        "files": receipt.files,
+        "keys_destroyed": receipt.keys_destroyed,
+    });
+    if let serde_json::Value::Object(map) = summary {
+        event.details = map;
+    }
+    event
+}
+
+/// Scan `datasets` for any row of `subjects`; `ok` when none remains.
+pub fn verify_forgotten(
+    subjects: &[String],
+    datasets: &[Dataset],
+    keys: &dyn KeyProvider,
+    threads: Option<usize>,
+    control: &RunControl,
+) -> Result<ForgetVerification> {
+    let prepared = prepare(subjects, datasets, keys, threads, control)?;
+    let mut verification = ForgetVerification::default();
+    for item in prepared {
+        for scan in item.scans {
+            verification.files_scanned += 1;
+            if scan.matching_rows > 0 {
+                verification.rows_found += scan.matching_rows;
+                verification
+                    .files_with_rows
+                    .push((scan.path, scan.matching_rows));
+            }
+        }
+    }
+    verification.ok = verification.rows_found == 0;
+    Ok(verification)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,349 @@
+//! Finding a subject's rows in Parquet files, and rewriting a file without them.
+//!
+//! Scanning reads only the id column, and only of row groups that may hold a match: a row group
+//! is skipped when its min/max statistics exclude every needle or when its bloom filter says no
+//! needle is present (both are exact "no" answers, never false negatives). Rewriting streams the
+//! file row group by row group into an [`AtomicFile`] beside it, keeping the row-group layout,
+//! the codec, the schema (with its metadata) and a bloom filter on the id column if the input
+//! had one. Just before the rename the file's size and modification time are compared with what
+//! the scan saw; if another writer changed it in between, nothing is replaced.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use arrow_array::{BooleanArray, RecordBatch};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::Compression;
+use parquet::file::metadata::RowGroupMetaData;
+use parquet::file::properties::WriterProperties;
+use parquet::file::statistics::Statistics;
+use parquet::schema::types::ColumnPath;
+
+use super::matcher::Needles;
+use crate::error::{Error, Result};
+use crate::io::atomic::AtomicFile;
+use crate::parallel::RunControl;
+
+/// Rows decoded per batch while scanning and rewriting.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// Size and modification time of a file, to notice another writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Bytes.
+    pub len: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: u128,
+}
+
+impl Fingerprint {
+    /// The file's fingerprint now.
+    pub fn of(path: &Path) -> Result<Self> {
+        let metadata = std::fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
+        let mtime_ns = metadata
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Ok(Self {
+            len: metadata.len(),
+            mtime_ns,
+        })
+    }
+}
+
+/// What a scan of one file found.
+#[derive(Clone, Debug)]
+pub struct FileScan {
+    /// The file.
+    pub path: PathBuf,
+    /// Its fingerprint when scanned.
+    pub fingerprint: Fingerprint,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Rows whose id matched.
+    pub matching_rows: u64,
+    /// Row groups read.
+    pub row_groups_scanned: u64,
+    /// Row groups skipped on statistics or bloom filters.
+    pub row_groups_skipped: u64,
+}
+
+/// The id column's Arrow type in a file, or `None` when the file lacks the column.
+pub fn id_column_type(path: &Path, id_column: &str) -> Result<Option<arrow_schema::DataType>> {
+    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let metadata = ArrowReaderMetadata::load(&file, Default::default())
+        .map_err(|e| in_file(e.into(), path))?;
+    Ok(metadata
+        .schema()
+        .field_with_name(id_column)
+        .ok()
+        .map(|f| f.data_type().clone()))
+}
+
+fn in_file(error: Error, path: &Path) -> Error {
+    match error {
+        Error::InvalidData { column, message } => Error::InvalidData {
+            column,
+            message: format!("'{}': {message}", path.display()),
+        },
+        other => other,
+    }
+}
+
+/// Index of the Parquet leaf column holding top-level column `name`, if it is a plain leaf.
+fn leaf_index(metadata: &ArrowReaderMetadata, name: &str) -> Option<usize> {
+    metadata
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().parts() == [name.to_owned()])
+}
+
+/// Whether statistics prove that no needle is in this row group.
+fn excluded_by_statistics(row_group: &RowGroupMetaData, leaf: usize, needles: &Needles) -> bool {
+    let Some(statistics) = row_group.column(leaf).statistics() else {
+        return false;
+    };
+    match statistics {
+        Statistics::ByteArray(_) => {
+            match (statistics.min_bytes_opt(), statistics.max_bytes_opt()) {
+                (Some(min), Some(max)) => !needles.may_hold_text(min, max),
+                _ => false,
+            }
+        }
+        Statistics::Int32(s) => match (s.min_opt(), s.max_opt()) {
+            (Some(min), Some(max)) => !needles.may_hold_integer(i64::from(*min), i64::from(*max)),
+            _ => false,
+        },
+        Statistics::Int64(s) => match (s.min_opt(), s.max_opt()) {
+            (Some(min), Some(max)) => !needles.may_hold_integer(*min, *max),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Whether the row group's bloom filter proves that no needle is in it.
+fn excluded_by_bloom_filter(
+    builder: &ParquetRecordBatchReaderBuilder<File>,
+    row_group: usize,
+    leaf: usize,
+    physical_int: Option<bool>,
+    needles: &Needles,
+) -> bool {
+    let Ok(Some(filter)) = builder.get_row_group_column_bloom_filter(row_group, leaf) else {
+        return false;
+    };
+    match physical_int {
+        // Integer columns: the filter hashes the plain-encoded integer of the physical type.
+        Some(true) => !needles
+            .integers
+            .iter()
+            .any(|n| i32::try_from(*n).is_ok_and(|n| filter.check(&n))),
+        Some(false) => !needles.integers.iter().any(|n| filter.check(n)),
+        None => !needles.text.iter().any(|n| filter.check(n.as_str())),
+    }
+}
+
+/// Count the rows of `path` whose `id_column` matches.
+pub fn scan_file(
+    path: &Path,
+    id_column: &str,
+    needles: &Needles,
+    control: &RunControl,
+) -> Result<FileScan> {
+    let fingerprint = Fingerprint::of(path)?;
+    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let metadata = ArrowReaderMetadata::load(&file, Default::default())
+        .map_err(|e| in_file(e.into(), path))?;
+    let rows = u64::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let mut scan = FileScan {
+        path: path.to_path_buf(),
+        fingerprint,
+        rows,
+        matching_rows: 0,
+        row_groups_scanned: 0,
+        row_groups_skipped: 0,
+    };
+    let field_index = metadata
+        .schema()
+        .index_of(id_column)
+        .map_err(|_| Error::ColumnNotFound {
+            column: id_column.to_owned(),
+            available: format!("file '{}' has no such column", path.display()),
+        })?;
+    let leaf = leaf_index(&metadata, id_column);
+    let physical_int = leaf.and_then(|leaf| {
+        use parquet::basic::Type;
+        match metadata
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .column(leaf)
+            .physical_type()
+        {
+            Type::INT32 => Some(Some(true)),
+            Type::INT64 => Some(Some(false)),
+            Type::BYTE_ARRAY => Some(None),
+            _ => None,
+        }
+    });
+    let probe = ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file.try_clone()
+            .map_err(|e| Error::io("reading", path, e))?,
+        metadata.clone(),
+    );
+    let mut candidates = Vec::new();
+    for row_group in 0..metadata.metadata().num_row_groups() {
+        let skip = match (leaf, physical_int) {
+            (Some(leaf), Some(kind)) => {
+                excluded_by_statistics(metadata.metadata().row_group(row_group), leaf, needles)
+                    || excluded_by_bloom_filter(&probe, row_group, leaf, kind, needles)
+            }
+            _ => false,
+        };
+        if skip {
+            scan.row_groups_skipped += 1;
+        } else {
+            candidates.push(row_group);
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(scan);
+    }
+    scan.row_groups_scanned = candidates.len() as u64;
+    let projection = ProjectionMask::roots(
+        metadata.metadata().file_metadata().schema_descr(),
+        [field_index],
+    );
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
+        .with_row_groups(candidates)
+        .with_projection(projection)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| in_file(e.into(), path))?;
+    for batch in reader {
+        control.check()?;
+        let batch = batch.map_err(|e| in_file(e.into(), path))?;
+        let matched = needles.matches(batch.column(0))?;
+        scan.matching_rows += matched.true_count() as u64;
+    }
+    Ok(scan)
+}
+
+/// What rewriting one file did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewritten {
+    /// Rows before.
+    pub rows_before: u64,
+    /// Rows removed.
+    pub rows_removed: u64,
+    /// Bytes before.
+    pub bytes_before: u64,
+    /// Bytes after.
+    pub bytes_after: u64,
+}
+
+/// Rewrite `scan.path` without the matching rows and swap it in atomically, unless the file
+/// changed since it was scanned.
+pub fn rewrite_file(
+    scan: &FileScan,
+    id_column: &str,
+    needles: &Needles,
+    control: &RunControl,
+) -> Result<Rewritten> {
+    let path = &scan.path;
+    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let metadata = ArrowReaderMetadata::load(&file, Default::default())
+        .map_err(|e| in_file(e.into(), path))?;
+    let parquet_metadata = metadata.metadata();
+    let row_groups = parquet_metadata.num_row_groups();
+    let first_chunk = (row_groups > 0 && parquet_metadata.row_group(0).num_columns() > 0)
+        .then(|| parquet_metadata.row_group(0).column(0));
+    let compression = first_chunk.map_or(Compression::SNAPPY, |c| c.compression());
+    let largest_row_group = (0..row_groups)
+        .map(|i| parquet_metadata.row_group(i).num_rows())
+        .max()
+        .and_then(|rows| usize::try_from(rows).ok())
+        .filter(|rows| *rows > 0)
+        .unwrap_or(1024 * 1024);
+    let mut properties = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(largest_row_group));
+    if let Some(leaf) = leaf_index(&metadata, id_column) {
+        let had_bloom_filter = (0..row_groups).any(|i| {
+            parquet_metadata
+                .row_group(i)
+                .column(leaf)
+                .bloom_filter_offset()
+                .is_some()
+        });
+        if had_bloom_filter {
+            // Keep later forgets fast: the id column keeps its bloom filter.
+            properties = properties.set_column_bloom_filter_enabled(
+                ColumnPath::from(vec![id_column.to_owned()]),
+                true,
+            );
+        }
+    }
+    let schema = std::sync::Arc::clone(metadata.schema());
+    let id_index = schema.index_of(id_column)?;
+    let mut output = AtomicFile::create(path)?;
+    let mut rows_removed = 0u64;
+    {
+        let mut writer = ArrowWriter::try_new(output.file_mut(), schema, Some(properties.build()))?;
+        for row_group in 0..row_groups {
+            control.check()?;
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                file.try_clone()
+                    .map_err(|e| Error::io("reading", path, e))?,
+                metadata.clone(),
+            )
+            .with_row_groups(vec![row_group])
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| in_file(e.into(), path))?;
+            for batch in reader {
+                let batch: RecordBatch = batch.map_err(|e| in_file(e.into(), path))?;
+                let matched = needles.matches(batch.column(id_index))?;
+                let removed = matched.true_count();
+                if removed == 0 {
+                    writer.write(&batch)?;
+                    continue;
+                }
+                rows_removed += removed as u64;
+                let keep: BooleanArray = matched.iter().map(|m| m.map(|m| !m)).collect();
+                let kept = arrow_select::filter::filter_record_batch(&batch, &keep)?;
+                if kept.num_rows() > 0 {
+                    writer.write(&kept)?;
+                }
+            }
+            writer.flush()?;
+        }
+        writer.close()?;
+    }
+    // The last moment before the swap: if someone else wrote the file since the scan, keep
+    // theirs and drop ours (the temporary file is removed when `output` is dropped).
+    let now = Fingerprint::of(path)?;
+    if now != scan.fingerprint {
+        return Err(Error::ConcurrentModification {
+            path: path.clone(),
+            message: format!(
+                "size {} -> {} bytes, or its modification time changed",
+                scan.fingerprint.len, now.len
+            ),
+        });
+    }
+    let bytes_after = output.commit()?;
+    Ok(Rewritten {
+        rows_before: scan.rows,
+        rows_removed,
+        bytes_before: scan.fingerprint.len,
+        bytes_after,
+    })
+}

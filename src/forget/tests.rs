@@ -1,0 +1,282 @@
+use std::sync::Arc;
+
+use ::parquet::arrow::ArrowWriter;
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+
+use super::*;
+use crate::keys::LocalKeyring;
+use crate::mask::hash::DigestEncoding;
+
+fn write(path: &Path, ids: &[&str], values: &[i64]) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("patient_id", DataType::Utf8, true),
+        Field::new("value", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(ids.to_vec())),
+            Arc::new(Int64Array::from(values.to_vec())),
+        ],
+    )
+    .unwrap();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+fn ids_in(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut ids = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        ids.extend(
+            batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .iter()
+                .map(|v| v.unwrap().to_owned()),
+        );
+    }
+    ids
+}
+
+fn raw(path: &Path) -> Vec<Dataset> {
+    vec![Dataset {
+        path: path.to_path_buf(),
+        id_column: "patient_id".into(),
+        id_form: IdForm::Raw,
+    }]
+}
+
+#[test]
+fn removes_rows_from_affected_files_only_and_leaves_others_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = LocalKeyring::open(dir.path().join("keys")).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("year=2024")).unwrap();
+    write(
+        &data.join("year=2024/a.parquet"),
+        &["p1", "p2", "p3"],
+        &[1, 2, 3],
+    );
+    write(&data.join("b.parquet"), &["x1", "x2"], &[4, 5]);
+    std::fs::write(data.join("_SUCCESS"), b"").unwrap();
+    let untouched_before = std::fs::read(data.join("b.parquet")).unwrap();
+    let mtime_before = std::fs::metadata(data.join("b.parquet"))
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    let dry = forget(
+        &["p2".into()],
+        &raw(&data),
+        &keyring,
+        &ForgetOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+        &RunControl::new(),
+    )
+    .unwrap();
+    assert_eq!(dry.rows_removed, 1);
+    assert_eq!(
+        ids_in(&data.join("year=2024/a.parquet")),
+        ["p1", "p2", "p3"]
+    );
+
+    let receipt = forget(
+        &["p2".into(), "nobody".into()],
+        &raw(&data),
+        &keyring,
+        &ForgetOptions::default(),
+        &RunControl::new(),
+    )
+    .unwrap();
+    assert_eq!(receipt.files.len(), 1);
+    assert_eq!(receipt.rows_removed, 1);
+    assert_eq!(receipt.files_scanned, 2);
+    assert_eq!(ids_in(&data.join("year=2024/a.parquet")), ["p1", "p3"]);
+    assert_eq!(
+        std::fs::read(data.join("b.parquet")).unwrap(),
+        untouched_before
+    );
+    assert_eq!(
+        std::fs::metadata(data.join("b.parquet"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime_before
+    );
+    assert!(!journal::journal_path(&data).exists());
+    assert!(
+        verify_forgotten(
+            &["p2".into()],
+            &raw(&data),
+            &keyring,
+            None,
+            &RunControl::new()
+        )
+        .unwrap()
+        .ok
+    );
+    let not_found = forget(
+        &["nobody".into()],
+        &raw(&data),
+        &keyring,
+        &ForgetOptions::default(),
+        &RunControl::new(),
+    )
+    .unwrap();
+    assert!(not_found.files.is_empty() && not_found.rows_removed == 0);
+}
+
+#[test]
+fn pseudonymised_datasets_are_matched_through_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = LocalKeyring::open(dir.path().join("keys")).unwrap();
+    keyring.ensure_key("hash-key").unwrap();
+    let hasher =
+        KeyedHash::new(&keyring.key("hash-key").unwrap(), DigestEncoding::Hex, None).unwrap();
+    let p1 = hasher.pseudonym(b"p1");
+    let p2 = hasher.pseudonym(b"p2");
+    let file = dir.path().join("masked.parquet");
+    write(&file, &[&p1, &p2], &[1, 2]);
+    let datasets = vec![Dataset {
+        path: file.clone(),
+        id_column: "patient_id".into(),
+        id_form: IdForm::Hash {
+            key: "hash-key".into(),
+            encoding: DigestEncoding::Hex,
+            truncate_bytes: None,
+        },
+    }];
+    let receipt = forget(
+        &["p1".into()],
+        &datasets,
+        &keyring,
+        &ForgetOptions::default(),
+        &RunControl::new(),
+    )
+    .unwrap();
+    assert_eq!(receipt.rows_removed, 1);
+    assert_eq!(ids_in(&file), [p2]);
+}
+use crate::mask::hash::KeyedHash;
+
+#[test]
+fn bad_input_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = LocalKeyring::open(dir.path().join("keys")).unwrap();
+    assert!(matches!(
+        forget(
+            &["p".into()],
+            &raw(&dir.path().join("nope")),
+            &keyring,
+            &ForgetOptions::default(),
+            &RunControl::new()
+        ),
+        Err(Error::Io { .. })
+    ));
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write(&data.join("a.parquet"), &["p1"], &[1]);
+    let other = Arc::new(Schema::new(vec![Field::new("other", DataType::Utf8, true)]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&other),
+        vec![Arc::new(StringArray::from(vec!["p1"]))],
+    )
+    .unwrap();
+    let mut writer = ArrowWriter::try_new(
+        std::fs::File::create(data.join("b.parquet")).unwrap(),
+        other,
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let before = std::fs::read(data.join("a.parquet")).unwrap();
+    let error = forget(
+        &["p1".into()],
+        &raw(&data),
+        &keyring,
+        &ForgetOptions::default(),
+        &RunControl::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, Error::ColumnNotFound { .. }), "{error}");
+    assert!(error.to_string().contains("b.parquet"));
+    assert_eq!(std::fs::read(data.join("a.parquet")).unwrap(), before);
+}
+
+#[test]
+fn a_file_changed_during_the_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.parquet");
+    write(&file, &["p1", "p2"], &[1, 2]);
+    let needles = Needles::build(
+        &["p1".into()],
+        &IdForm::Raw,
+        &LocalKeyring::unopened(dir.path()),
+    )
+    .unwrap();
+    let control = RunControl::new();
+    let scan = parquet::scan_file(&file, "patient_id", &needles, &control).unwrap();
+    assert_eq!(scan.matching_rows, 1);
+    // Another writer replaces the file between the scan and the swap.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(&file, &["p1", "p2", "p9"], &[1, 2, 9]);
+    let error = parquet::rewrite_file(&scan, "patient_id", &needles, &control).unwrap_err();
+    assert!(matches!(error, Error::ConcurrentModification { .. }));
+    assert_eq!(ids_in(&file), ["p1", "p2", "p9"]);
+}
+
+#[test]
+fn shredding_makes_values_unreadable_and_is_in_the_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = LocalKeyring::open(dir.path().join("keys")).unwrap();
+    let store = SubjectKeyStore::open(&keyring, "subject-kek", None).unwrap();
+    let a = store.encrypt_value("p1", b"secret-1", b"ctx").unwrap();
+    let b = store.encrypt_value("p2", b"secret-2", b"ctx").unwrap();
+    assert!(matches!(
+        store.decrypt_value(&a, b"other"),
+        Err(Error::Decryption)
+    ));
+    let file = dir.path().join("a.parquet");
+    write(&file, &["p1"], &[1]);
+    let options = ForgetOptions {
+        subject_keys: Some(&store),
+        ..Default::default()
+    };
+    let receipt = forget(
+        &["p1".into()],
+        &raw(&file),
+        &keyring,
+        &options,
+        &RunControl::new(),
+    )
+    .unwrap();
+    assert_eq!(receipt.keys_destroyed.len(), 1);
+    assert!(receipt.keys_destroyed[0].physically_removed_at.is_some());
+    assert!(matches!(
+        store.decrypt_value(&a, b"ctx"),
+        Err(Error::Forgotten { .. })
+    ));
+    assert_eq!(
+        store.decrypt_value(&b, b"ctx").unwrap().as_slice(),
+        b"secret-2"
+    );
+    // A new value for a forgotten subject is refused too.
+    assert!(matches!(
+        store.encrypt_value("p1", b"x", b"ctx"),
+        Err(Error::Forgotten { .. })
+    ));
+}
