@@ -153,29 +153,49 @@ fn redaction_plan(column: &str, rule: &Rule) -> Result<RedactionPlan> {
     })
 }
 
-/// The action that replaces one entity's findings, from a nested rule already checked.
-fn entity_action(
+/// A string operator that also works inside text (on one finding at a time).
+enum StringTransform {
+    Mask(PartialMask),
+    Hash(KeyedHash),
+    Tokenize(Tokenizer),
+    Fpe(Box<FormatPreserving>),
+}
+
+impl StringTransform {
+    fn into_operator(self) -> Arc<dyn ColumnOperator> {
+        match self {
+            StringTransform::Mask(op) => Arc::new(op),
+            StringTransform::Hash(op) => Arc::new(op),
+            StringTransform::Tokenize(op) => Arc::new(op),
+            StringTransform::Fpe(op) => Arc::new(*op),
+        }
+    }
+}
+
+/// Build `mask`, `hash`, `tokenize`/`detokenize` or `fpe` from a checked rule; `None` for other
+/// operators. Parameter errors name `error_field`, or the parameter itself when it is `None`.
+fn string_transform(
     column: &str,
     rule: &Rule,
-    template: &str,
     keys: &dyn KeyProvider,
-) -> Result<EntityAction> {
-    let key = |reference: &str| keys.key(reference).map_err(|e| with_key_field(e, column));
-    let in_operators = |e: Error| match e {
-        Error::Policy { message, .. } => Error::policy_field(column, "operators", message),
-        other => other,
-    };
-    Ok(match rule {
-        Rule::Redact { replacement } => {
-            EntityAction::Label(replacement.clone().unwrap_or_else(|| template.to_owned()))
+    error_field: Option<&'static str>,
+) -> Result<Option<StringTransform>> {
+    let in_field = |own_field: &'static str| {
+        move |e: Error| match e {
+            Error::Policy { message, .. } => {
+                Error::policy_field(column, error_field.unwrap_or(own_field), message)
+            }
+            other => other,
         }
+    };
+    Ok(Some(match rule {
         Rule::Mask {
             keep_first,
             keep_last,
             mask_char,
             keep_email_domain,
             ..
-        } => EntityAction::Mask(PartialMask::new(
+        } => StringTransform::Mask(PartialMask::new(
             keep_first.unwrap_or(0),
             keep_last.unwrap_or(0),
             mask_char.unwrap_or('*'),
@@ -183,49 +203,78 @@ fn entity_action(
             keep_email_domain.unwrap_or(false),
         )),
         Rule::Hash {
-            key: reference,
+            key,
             encoding,
             truncate_bytes,
-        } => EntityAction::Hash(
+        } => StringTransform::Hash(
             KeyedHash::new(
-                &key(reference)?,
+                &keys.key(key)?,
                 match encoding {
                     Some(model::Encoding::Base64url) => DigestEncoding::Base64Url,
                     _ => DigestEncoding::Hex,
                 },
                 *truncate_bytes,
             )
-            .map_err(in_operators)?,
+            .map_err(in_field("truncate_bytes"))?,
         ),
-        Rule::Tokenize {
-            key: reference,
-            tweak,
-        } => EntityAction::Tokenize(Tokenizer::new(
-            &key(reference)?,
-            tweak.as_deref().unwrap_or(""),
-            Direction::Tokenize,
-        )),
+        Rule::Tokenize { key, tweak } | Rule::Detokenize { key, tweak } => {
+            let direction = if matches!(rule, Rule::Tokenize { .. }) {
+                Direction::Tokenize
+            } else {
+                Direction::Detokenize
+            };
+            StringTransform::Tokenize(Tokenizer::new(
+                &keys.key(key)?,
+                tweak.as_deref().unwrap_or(""),
+                direction,
+            ))
+        }
         Rule::Fpe {
-            key: reference,
+            key,
             alphabet,
             tweak,
-            ..
-        } => EntityAction::Fpe(
+            decrypt,
+        } => StringTransform::Fpe(Box::new(
             FormatPreserving::new(
-                &key(reference)?,
+                &keys.key(key)?,
                 alphabet.as_deref().unwrap_or(DIGITS),
                 tweak.as_deref().unwrap_or(""),
-                false,
+                decrypt.unwrap_or(false),
             )
-            .map_err(in_operators)?,
-        ),
-        other => {
+            .map_err(in_field("alphabet"))?,
+        )),
+        _ => return Ok(None),
+    }))
+}
+
+/// The action that replaces one entity's findings, from a nested rule already checked.
+fn entity_action(
+    column: &str,
+    rule: &Rule,
+    template: &str,
+    keys: &dyn KeyProvider,
+) -> Result<EntityAction> {
+    if let Rule::Redact { replacement } = rule {
+        return Ok(EntityAction::Label(
+            replacement.clone().unwrap_or_else(|| template.to_owned()),
+        ));
+    }
+    let inside_text = match rule {
+        Rule::Detokenize { .. } => None,
+        _ => string_transform(column, rule, keys, Some("operators"))?,
+    };
+    Ok(match inside_text {
+        Some(StringTransform::Mask(op)) => EntityAction::Mask(op),
+        Some(StringTransform::Hash(op)) => EntityAction::Hash(op),
+        Some(StringTransform::Tokenize(op)) => EntityAction::Tokenize(op),
+        Some(StringTransform::Fpe(op)) => EntityAction::Fpe(*op),
+        None => {
             return Err(Error::policy_field(
                 column,
                 "operators",
                 format!(
                     "operator '{}' cannot replace a finding inside text",
-                    other.op_name()
+                    rule.op_name()
                 ),
             ))
         }
@@ -717,64 +766,6 @@ fn build_operator(
         Rule::Redact { replacement } => Arc::new(Redact::new(
             replacement.as_deref().unwrap_or(DEFAULT_REDACTION),
         )),
-        Rule::Mask {
-            keep_first,
-            keep_last,
-            mask_char,
-            keep_email_domain,
-            ..
-        } => Arc::new(PartialMask::new(
-            keep_first.unwrap_or(0),
-            keep_last.unwrap_or(0),
-            mask_char.unwrap_or('*'),
-            &separators(column, rule)?,
-            keep_email_domain.unwrap_or(false),
-        )),
-        Rule::Hash {
-            key: reference,
-            encoding,
-            truncate_bytes,
-        } => Arc::new(
-            KeyedHash::new(
-                &key(reference)?,
-                match encoding {
-                    Some(model::Encoding::Base64url) => DigestEncoding::Base64Url,
-                    _ => DigestEncoding::Hex,
-                },
-                *truncate_bytes,
-            )
-            .map_err(in_field("truncate_bytes"))?,
-        ),
-        Rule::Tokenize {
-            key: reference,
-            tweak,
-        } => Arc::new(Tokenizer::new(
-            &key(reference)?,
-            tweak.as_deref().unwrap_or(""),
-            Direction::Tokenize,
-        )),
-        Rule::Detokenize {
-            key: reference,
-            tweak,
-        } => Arc::new(Tokenizer::new(
-            &key(reference)?,
-            tweak.as_deref().unwrap_or(""),
-            Direction::Detokenize,
-        )),
-        Rule::Fpe {
-            key: reference,
-            alphabet,
-            tweak,
-            decrypt,
-        } => Arc::new(
-            FormatPreserving::new(
-                &key(reference)?,
-                alphabet.as_deref().unwrap_or(DIGITS),
-                tweak.as_deref().unwrap_or(""),
-                decrypt.unwrap_or(false),
-            )
-            .map_err(in_field("alphabet"))?,
-        ),
         Rule::Generalize { .. } => Arc::new(Generalize::new(generalization(
             column,
             rule,
@@ -809,6 +800,13 @@ fn build_operator(
                     .map_err(in_field("scale"))?,
             )
         }
+        Rule::Mask { .. }
+        | Rule::Hash { .. }
+        | Rule::Tokenize { .. }
+        | Rule::Detokenize { .. }
+        | Rule::Fpe { .. } => string_transform(column, rule, keys, None)?
+            .map(StringTransform::into_operator)
+            .ok_or_else(|| Error::policy_field(column, "op", "not a string operator"))?,
     })
 }
 
