@@ -14,7 +14,8 @@ step() { printf '\n== %s\n' "$*"; }
 step "installing test dependencies"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check \
     "maturin>=1.7,<2" "pytest>=8" "pyarrow>=14" "polars>=1.0" "pandas>=2.0" "pyyaml>=6" \
-    "hypothesis>=6" "ruff>=0.6" "mypy>=1.10" "types-PyYAML"
+    "hypothesis>=6" "ruff>=0.6" "mypy>=1.10" "types-PyYAML" \
+    "azure-keyvault-keys>=4.9" "azure-identity>=1.17" "azure-storage-blob>=12.20" "cryptography>=42"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 step "cargo fmt --check"

@@ -9,6 +9,9 @@ import amlguard as ag
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Session fixtures of the Azure protocol servers (Key Vault server, Azurite).
+pytest_plugins = ["support.azure_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_keyring_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

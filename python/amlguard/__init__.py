@@ -12,16 +12,32 @@
 from __future__ import annotations
 
 from . import datasets
-from ._amlguard import LocalKeyring, MaskReport, __version__
+from ._amlguard import (
+    AzureKek,
+    AzureKeyVault,
+    LocalKeyring,
+    MaskReport,
+    __version__,
+    decrypt_bytes,
+    encrypt_bytes,
+)
 from .exceptions import (
     AmlguardError,
+    AzureCredentialError,
     ColumnDeniedError,
     ColumnNotFoundError,
     ColumnTypeError,
     DecryptionError,
+    InvalidArgumentError,
     InvalidDataError,
     KeyNotFoundError,
     KeyringError,
+    KeyVaultAuthenticationError,
+    KeyVaultError,
+    KeyVaultPermissionError,
+    MalformedContainerError,
+    NoMatchingKeyError,
+    NotEnvelopeError,
     PolicyError,
     StorageError,
     StorageNotFoundError,
@@ -32,6 +48,18 @@ from .policy import Policy
 
 __all__ = [
     "AmlguardError",
+    "AzureCredentialError",
+    "AzureKek",
+    "AzureKeyVault",
+    "InvalidArgumentError",
+    "KeyVaultAuthenticationError",
+    "KeyVaultError",
+    "KeyVaultPermissionError",
+    "MalformedContainerError",
+    "NoMatchingKeyError",
+    "NotEnvelopeError",
+    "decrypt_bytes",
+    "encrypt_bytes",
     "ColumnDeniedError",
     "ColumnNotFoundError",
     "ColumnTypeError",

@@ -1,7 +1,7 @@
 """Type stubs for the amlguard extension module (checked by mypy.stubtest)."""
 
 import os
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, final
 
 __version__: str
 
@@ -77,3 +77,82 @@ def mask_file(
 
 def synthetic_pii(rows: int, seed: int = 0) -> Any:
     """Deterministic synthetic PII table (an Arrow stream object)."""
+
+@final
+class AzureKeyVault:
+    """An Azure Key Vault (or Managed HSM) as a key provider.
+
+    ``credential`` is any object with ``get_token(*scopes)`` (every azure-identity credential);
+    ``None`` uses DefaultAzureCredential order: environment service principal, workload identity,
+    managed identity (``MSI_ENDPOINT``, ``IDENTITY_ENDPOINT`` or IMDS), Azure CLI. ``ca_bundle``
+    adds trusted roots (PEM). Throttling and transient faults are retried within the limits;
+    unwrapped data keys are cached for ``cache_ttl_seconds`` (0 disables the cache).
+    """
+
+    def __new__(
+        cls,
+        url: str,
+        credential: Optional[Any] = None,
+        *,
+        ca_bundle: Optional[Union[str, os.PathLike[str]]] = None,
+        timeout_seconds: float = 30.0,
+        max_retries: int = 8,
+        max_retry_delay_seconds: float = 30.0,
+        max_total_seconds: float = 120.0,
+        cache_ttl_seconds: float = 300.0,
+        api_version: Optional[str] = None,
+    ) -> AzureKeyVault: ...
+    @property
+    def url(self) -> str:
+        """The vault URL."""
+    @property
+    def identity(self) -> str:
+        """The identity calls are made as (as far as known; never a secret)."""
+    def kek(
+        self, name: str, version: Optional[str] = None, algorithm: Optional[str] = None
+    ) -> AzureKek:
+        """The KEK for key ``name`` pinned to ``version`` (default: the latest, resolved now).
+
+        ``algorithm``: ``RSA-OAEP-256`` (default for RSA keys), ``RSA-OAEP``, or ``A256KW``
+        (default for Managed HSM ``oct-HSM`` keys).
+        """
+    def retry_stats(self) -> tuple[int, float]:
+        """``(retries, seconds waited)`` over every call of this vault so far."""
+    def clear_cache(self) -> None:
+        """Forget every cached data key."""
+
+@final
+class AzureKek:
+    """One Key Vault key version as a key-encryption key (holds no key material)."""
+
+    @property
+    def key_id(self) -> str:
+        """Full key id with version, as recorded in headers."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    def wrap(self, key: bytes) -> bytes:
+        """Wrap a data key with Key Vault's ``wrapkey``."""
+    def unwrap(
+        self, wrapped: bytes, key_id: Optional[str] = None, algorithm: Optional[str] = None
+    ) -> bytes:
+        """Unwrap with Key Vault's ``unwrapkey`` (through the vault's data-key cache)."""
+
+def encrypt_bytes(
+    data: bytes,
+    keks: Union[AzureKek, list[AzureKek]],
+    context: Optional[dict[str, str]] = None,
+) -> bytes:
+    """Encrypt ``data`` into an amlguard container wrapped under every KEK."""
+
+def decrypt_bytes(
+    blob: bytes,
+    keks: Union[AzureKek, list[AzureKek]],
+    context: Optional[dict[str, str]] = None,
+) -> bytes:
+    """Decrypt an amlguard container held in memory; ``context`` entries must match."""

@@ -20,6 +20,17 @@ __all__ = [
     "StorageError",
     "StorageNotFoundError",
     "StoragePermissionError",
+    "NotEnvelopeError",
+    "UnsupportedFormatError",
+    "MalformedContainerError",
+    "NoMatchingKeyError",
+    "KeyUsageLimitError",
+    "InvalidArgumentError",
+    "RandomSourceError",
+    "AzureCredentialError",
+    "KeyVaultError",
+    "KeyVaultAuthenticationError",
+    "KeyVaultPermissionError",
 ]
 
 
@@ -72,3 +83,47 @@ class StorageNotFoundError(StorageError, FileNotFoundError):
 
 class StoragePermissionError(StorageError, PermissionError):
     """The operating system refused access to a file or directory."""
+
+
+class NotEnvelopeError(AmlguardError, ValueError):
+    """The input is not an amlguard encrypted container (no ``AMLG`` magic)."""
+
+
+class UnsupportedFormatError(AmlguardError):
+    """The container uses a format version or algorithm suite this build cannot read."""
+
+
+class MalformedContainerError(AmlguardError, ValueError):
+    """The container header is truncated or structurally invalid."""
+
+
+class NoMatchingKeyError(AmlguardError, LookupError):
+    """None of the keys offered matches a key recorded in the container."""
+
+
+class KeyUsageLimitError(AmlguardError):
+    """A data key reached a safe-usage limit; split the data into several files."""
+
+
+class InvalidArgumentError(AmlguardError, ValueError):
+    """A call argument is out of range or malformed (segment size, URL, key name, ...)."""
+
+
+class RandomSourceError(AmlguardError, OSError):
+    """The operating system's random number generator failed."""
+
+
+class AzureCredentialError(AmlguardError):
+    """No Azure credential could produce a token (the message lists what was tried)."""
+
+
+class KeyVaultError(AmlguardError):
+    """Azure Key Vault failed: unreachable, throttled beyond the retries, wrong key type, ..."""
+
+
+class KeyVaultAuthenticationError(KeyVaultError):
+    """Key Vault rejected the token (HTTP 401): missing, expired or for another tenant."""
+
+
+class KeyVaultPermissionError(KeyVaultError, PermissionError):
+    """The identity lacks a permission on the key (HTTP 403); the message names both."""

@@ -20,6 +20,17 @@ pyo3::import_exception!(amlguard.exceptions, DecryptionError);
 pyo3::import_exception!(amlguard.exceptions, StorageError);
 pyo3::import_exception!(amlguard.exceptions, StorageNotFoundError);
 pyo3::import_exception!(amlguard.exceptions, StoragePermissionError);
+pyo3::import_exception!(amlguard.exceptions, NotEnvelopeError);
+pyo3::import_exception!(amlguard.exceptions, UnsupportedFormatError);
+pyo3::import_exception!(amlguard.exceptions, MalformedContainerError);
+pyo3::import_exception!(amlguard.exceptions, NoMatchingKeyError);
+pyo3::import_exception!(amlguard.exceptions, KeyUsageLimitError);
+pyo3::import_exception!(amlguard.exceptions, InvalidArgumentError);
+pyo3::import_exception!(amlguard.exceptions, RandomSourceError);
+pyo3::import_exception!(amlguard.exceptions, AzureCredentialError);
+pyo3::import_exception!(amlguard.exceptions, KeyVaultError);
+pyo3::import_exception!(amlguard.exceptions, KeyVaultAuthenticationError);
+pyo3::import_exception!(amlguard.exceptions, KeyVaultPermissionError);
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
@@ -38,6 +49,22 @@ impl From<Error> for PyErr {
                 std::io::ErrorKind::PermissionDenied => StoragePermissionError::new_err(message),
                 _ => StorageError::new_err(message),
             },
+            Error::NotEnvelope { .. } => NotEnvelopeError::new_err(message),
+            Error::UnsupportedFormatVersion { .. } | Error::UnsupportedSuite { .. } => {
+                UnsupportedFormatError::new_err(message)
+            }
+            Error::TruncatedHeader { .. } | Error::MalformedHeader { .. } => {
+                MalformedContainerError::new_err(message)
+            }
+            Error::NoMatchingKek { .. } => NoMatchingKeyError::new_err(message),
+            Error::KeyUsageLimit { .. } => KeyUsageLimitError::new_err(message),
+            Error::InvalidArgument { .. } => InvalidArgumentError::new_err(message),
+            Error::RandomSource { .. } => RandomSourceError::new_err(message),
+            Error::AzureCredential { .. } => AzureCredentialError::new_err(message),
+            Error::KeyVaultAuthentication { .. } => KeyVaultAuthenticationError::new_err(message),
+            Error::KeyVaultPermission { .. } => KeyVaultPermissionError::new_err(message),
+            Error::KeyVaultKeyNotFound { .. } => KeyNotFoundError::new_err(message),
+            Error::KeyVault { .. } => KeyVaultError::new_err(message),
             Error::Cancelled => PyKeyboardInterrupt::new_err(message),
         }
     }

@@ -4,6 +4,7 @@
 //! mirrors one core module (`keys.rs` ↔ `crate::keys`, `policy.rs` ↔ `crate::policy`, ...).
 //! Long work goes through [`run::run_blocking`], which releases the GIL and honours Ctrl-C.
 
+mod azure;
 mod datasets;
 mod error;
 mod io;
@@ -21,5 +22,9 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<io::PyMaskReport>()?;
     module.add_function(wrap_pyfunction!(io::mask_file, module)?)?;
     module.add_function(wrap_pyfunction!(datasets::synthetic_pii, module)?)?;
+    module.add_class::<azure::PyAzureKeyVault>()?;
+    module.add_class::<azure::PyAzureKek>()?;
+    module.add_function(wrap_pyfunction!(azure::encrypt_bytes, module)?)?;
+    module.add_function(wrap_pyfunction!(azure::decrypt_bytes, module)?)?;
     Ok(())
 }
