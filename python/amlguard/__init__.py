@@ -15,11 +15,15 @@ from . import datasets
 from ._amlguard import (
     AzureKek,
     AzureKeyVault,
+    EncryptedReader,
     LocalKeyring,
     MaskReport,
     __version__,
     decrypt_bytes,
+    decrypt_file,
     encrypt_bytes,
+    encrypt_file,
+    open_encrypted,
 )
 from .exceptions import (
     AmlguardError,
@@ -58,8 +62,12 @@ __all__ = [
     "MalformedContainerError",
     "NoMatchingKeyError",
     "NotEnvelopeError",
+    "EncryptedReader",
     "decrypt_bytes",
+    "decrypt_file",
     "encrypt_bytes",
+    "encrypt_file",
+    "open_encrypted",
     "ColumnDeniedError",
     "ColumnNotFoundError",
     "ColumnTypeError",

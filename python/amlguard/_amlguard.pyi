@@ -156,3 +156,59 @@ def decrypt_bytes(
     context: Optional[dict[str, str]] = None,
 ) -> bytes:
     """Decrypt an amlguard container held in memory; ``context`` entries must match."""
+
+def encrypt_file(
+    source: str,
+    destination: str,
+    *,
+    kek: Union[AzureKek, list[AzureKek]],
+    context: Optional[dict[str, str]] = None,
+    storage_options: Optional[dict[str, Any]] = None,
+    segment_size_bytes: Optional[int] = None,
+    threads: Optional[int] = None,
+) -> dict[str, Any]:
+    """Encrypt ``source`` into a container at ``destination``; either may be a local path or
+    an ``az://container/path`` / ``abfss://container@account.dfs.core.windows.net/path`` URL.
+
+    Uploads stream in blocks and commit only when complete: a failure leaves no blob.
+    ``storage_options``: object_store Azure options (``account_name``, ``account_key``,
+    ``sas_token``, ``use_emulator``, ...), ``credential`` (an object with ``get_token``) and
+    ``part_size_bytes`` / ``max_parts_in_flight`` / ``read_ahead_bytes``.
+    """
+
+def decrypt_file(
+    source: str,
+    destination: str,
+    *,
+    kek: Union[AzureKek, list[AzureKek]],
+    context: Optional[dict[str, str]] = None,
+    storage_options: Optional[dict[str, Any]] = None,
+    threads: Optional[int] = None,
+) -> dict[str, Any]:
+    """Decrypt the container at ``source`` into ``destination`` (paths or blob URLs); the
+    output appears only after every segment has been authenticated."""
+
+@final
+class EncryptedReader:
+    """A decrypted, seekable, read-only view of a container (ranged reads on a blob)."""
+
+    @property
+    def size(self) -> int:
+        """Plaintext size in bytes."""
+    def read(self, size: int = -1) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0) -> int: ...
+    def tell(self) -> int: ...
+    def close(self) -> None: ...
+    def readable(self) -> bool: ...
+    def seekable(self) -> bool: ...
+    def __enter__(self) -> EncryptedReader: ...
+    def __exit__(self, kind: Optional[Any], value: Optional[Any], traceback: Optional[Any]) -> bool: ...
+
+def open_encrypted(
+    source: str,
+    *,
+    kek: Union[AzureKek, list[AzureKek]],
+    context: Optional[dict[str, str]] = None,
+    storage_options: Optional[dict[str, Any]] = None,
+) -> EncryptedReader:
+    """Open the container at ``source`` (a path or blob URL) for random-access reading."""

@@ -25,8 +25,14 @@ use crate::keys::{KeyEncryptionKey, KeyWrapAlgorithm};
 use crate::parallel::RunControl;
 
 /// A Python object with `get_token(*scopes) -> AccessToken(token, expires_on)`.
-struct PyTokenCredential {
+pub(crate) struct PyTokenCredential {
     credential: Py<PyAny>,
+}
+
+impl PyTokenCredential {
+    pub(crate) fn new(credential: Py<PyAny>) -> Self {
+        Self { credential }
+    }
 }
 
 impl std::fmt::Debug for PyTokenCredential {

@@ -5,6 +5,7 @@
 //! Long work goes through [`run::run_blocking`], which releases the GIL and honours Ctrl-C.
 
 mod azure;
+mod blob;
 mod datasets;
 mod error;
 mod io;
@@ -26,5 +27,9 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<azure::PyAzureKek>()?;
     module.add_function(wrap_pyfunction!(azure::encrypt_bytes, module)?)?;
     module.add_function(wrap_pyfunction!(azure::decrypt_bytes, module)?)?;
+    module.add_class::<blob::PyEncryptedReader>()?;
+    module.add_function(wrap_pyfunction!(blob::encrypt_file, module)?)?;
+    module.add_function(wrap_pyfunction!(blob::decrypt_file, module)?)?;
+    module.add_function(wrap_pyfunction!(blob::open_encrypted, module)?)?;
     Ok(())
 }

@@ -5,9 +5,14 @@ Both are started once per session on free ports of 127.0.0.1 and stopped at the 
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +72,112 @@ def wait_for(predicate: Any, timeout_seconds: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("the server did not start in time")
         time.sleep(0.1)
+
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+AZURITE_CACHE = Path(
+    os.environ.get("AMLGUARD_AZURITE_CACHE", Path.home() / ".cache" / "amlguard-azurite")
+)
+
+
+def azurite_command() -> list[str]:
+    """The azurite-blob executable: $AZURITE_BLOB, the npm cache dir (installed on first use
+    with ``npm install --prefix <cache> azurite@3``), or PATH."""
+    if os.environ.get("AZURITE_BLOB"):
+        return [os.environ["AZURITE_BLOB"]]
+    cached = AZURITE_CACHE / "node_modules" / ".bin" / "azurite-blob"
+    if not cached.exists() and shutil.which("azurite-blob") is None:
+        if shutil.which("npm") is None:
+            pytest.fail("Azurite is needed: install Node.js/npm (scripts/test.sh installs Azurite)")
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(AZURITE_CACHE),
+                "--no-audit",
+                "--no-fund",
+                "azurite@3",
+            ],
+            check=True,
+        )
+    if cached.exists():
+        return [str(cached)]
+    found = shutil.which("azurite-blob")
+    assert found is not None
+    return [found]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Azurite:
+    port: int
+    url: str
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+            f"AccountKey={AZURITE_KEY};BlobEndpoint={self.url}/{AZURITE_ACCOUNT};"
+        )
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        return {"use_emulator": True}
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's blob service on a free port of 127.0.0.1, data in a temporary directory."""
+    data = tmp_path_factory.mktemp("azurite")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *azurite_command(),
+            "--silent",
+            "--location",
+            str(data),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--skipApiVersionCheck",
+            "--loose",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def listening() -> bool:
+        if process.poll() is not None:
+            error = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"Azurite exited: {error}")
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    try:
+        wait_for(listening, timeout_seconds=60)
+        url = f"http://127.0.0.1:{port}"
+        # object_store's emulator mode reads the Azurite address from this variable.
+        previous = os.environ.get("AZURITE_BLOB_STORAGE_URL")
+        os.environ["AZURITE_BLOB_STORAGE_URL"] = url
+        yield Azurite(port, url)
+        if previous is None:
+            os.environ.pop("AZURITE_BLOB_STORAGE_URL", None)
+        else:
+            os.environ["AZURITE_BLOB_STORAGE_URL"] = previous
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

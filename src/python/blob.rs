@@ -1,0 +1,269 @@
+//! Python face of [`crate::io::location`] and [`crate::io::blob`]: `encrypt_file`,
+//! `decrypt_file` and `open_encrypted` over local paths and `az://` / `abfss://` URLs.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use super::azure::{context_from, keks_from, PyTokenCredential};
+use super::run::run_blocking;
+use crate::envelope::{DecryptOptions, DecryptingReader, EncryptOptions, EnvelopeReport};
+use crate::error::Error;
+use crate::io::blob::StorageOptions;
+use crate::io::location::{self, Location, ReadSeek};
+use crate::keys::{AzureKek, KeyEncryptionKey};
+use crate::parallel::RunControl;
+
+/// `storage_options` from Python: strings, plus `credential` (an object with `get_token`) and
+/// the integers `part_size_bytes` / `max_parts_in_flight` / `read_ahead_bytes`.
+fn storage_options_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<StorageOptions> {
+    let mut out = StorageOptions::default();
+    let Some(options) = options else {
+        return Ok(out);
+    };
+    for (key, value) in options.iter() {
+        let key: String = key.extract()?;
+        match key.as_str() {
+            "credential" => {
+                if !value.hasattr("get_token")? {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(
+                        "storage_options['credential'] must have a get_token(*scopes) method",
+                    ));
+                }
+                out.credential = Some(Arc::new(PyTokenCredential::new(value.unbind())));
+            }
+            "part_size_bytes" => out.part_size_bytes = value.extract()?,
+            "max_parts_in_flight" => out.max_parts_in_flight = value.extract()?,
+            "read_ahead_bytes" => out.read_ahead_bytes = value.extract()?,
+            _ => {
+                let text = if let Ok(flag) = value.extract::<bool>() {
+                    flag.to_string()
+                } else {
+                    value.str()?.to_string()
+                };
+                out.options.push((key, text));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn report_dict<'py>(py: Python<'py>, report: &EnvelopeReport) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("plaintext_bytes", report.plaintext_bytes)?;
+    dict.set_item("container_bytes", report.container_bytes)?;
+    dict.set_item("segments", report.segments)?;
+    dict.set_item("key_ids", report.key_ids.clone())?;
+    dict.set_item("elapsed_seconds", report.elapsed_seconds)?;
+    Ok(dict)
+}
+
+fn kek_refs(keks: &[Arc<AzureKek>]) -> Vec<&dyn KeyEncryptionKey> {
+    keks.iter()
+        .map(|k| k.as_ref() as &dyn KeyEncryptionKey)
+        .collect()
+}
+
+/// Encrypt ``source`` into an amlguard container at ``destination`` (paths or blob URLs).
+#[pyfunction]
+#[pyo3(signature = (source, destination, *, kek, context=None, storage_options=None, segment_size_bytes=None, threads=None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encrypt_file<'py>(
+    py: Python<'py>,
+    source: &str,
+    destination: &str,
+    kek: &Bound<'_, PyAny>,
+    context: Option<&Bound<'_, PyDict>>,
+    storage_options: Option<&Bound<'_, PyDict>>,
+    segment_size_bytes: Option<usize>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let keks = keks_from(kek)?;
+    let context = context_from(context)?;
+    let options = storage_options_from(storage_options)?;
+    let mut encrypt_options = EncryptOptions {
+        threads,
+        ..EncryptOptions::default()
+    };
+    if let Some(size) = segment_size_bytes {
+        encrypt_options.segment_size_bytes = size;
+    }
+    let report = run_blocking(py, &RunControl::new(), None, |_| {
+        let source = Location::parse(source, &options)?;
+        let destination = Location::parse(destination, &options)?;
+        location::encrypt(
+            &source,
+            &destination,
+            &kek_refs(&keks),
+            &context,
+            &encrypt_options,
+        )
+    })?;
+    report_dict(py, &report)
+}
+
+/// Decrypt the container at ``source`` into ``destination`` (paths or blob URLs).
+#[pyfunction]
+#[pyo3(signature = (source, destination, *, kek, context=None, storage_options=None, threads=None))]
+pub(crate) fn decrypt_file<'py>(
+    py: Python<'py>,
+    source: &str,
+    destination: &str,
+    kek: &Bound<'_, PyAny>,
+    context: Option<&Bound<'_, PyDict>>,
+    storage_options: Option<&Bound<'_, PyDict>>,
+    threads: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let keks = keks_from(kek)?;
+    let context = context_from(context)?;
+    let options = storage_options_from(storage_options)?;
+    let report = run_blocking(py, &RunControl::new(), None, |_| {
+        let source = Location::parse(source, &options)?;
+        let destination = Location::parse(destination, &options)?;
+        location::decrypt(
+            &source,
+            &destination,
+            &kek_refs(&keks),
+            &context,
+            &DecryptOptions { threads },
+        )
+    })?;
+    report_dict(py, &report)
+}
+
+/// A decrypted, seekable, read-only view of an amlguard container.
+#[pyclass(frozen, module = "amlguard", name = "EncryptedReader")]
+pub(crate) struct PyEncryptedReader {
+    reader: Mutex<Option<DecryptingReader<Box<dyn ReadSeek>>>>,
+    size: u64,
+    name: String,
+}
+
+impl PyEncryptedReader {
+    fn with_reader<T: Send>(
+        &self,
+        py: Python<'_>,
+        work: impl FnOnce(&mut DecryptingReader<Box<dyn ReadSeek>>) -> std::io::Result<T> + Send,
+    ) -> PyResult<T> {
+        let mut guard = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(reader) = guard.as_mut() else {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "I/O operation on a closed EncryptedReader",
+            ));
+        };
+        let name = self.name.clone();
+        run_blocking(py, &RunControl::new(), None, move |_| {
+            work(reader).map_err(|e| crate::envelope::from_io_error(e, "reading", &name))
+        })
+    }
+}
+
+#[pymethods]
+impl PyEncryptedReader {
+    /// Plaintext size in bytes (authenticated).
+    #[getter]
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Read up to ``size`` bytes (all that is left when negative); each segment is
+    /// authenticated before any of its bytes are returned.
+    #[pyo3(signature = (size=-1), text_signature = "(self, size=-1)")]
+    fn read(&self, py: Python<'_>, size: i64) -> PyResult<Py<PyBytes>> {
+        let data = self.with_reader(py, move |reader| {
+            let mut out = Vec::new();
+            if size < 0 {
+                reader.read_to_end(&mut out)?;
+            } else {
+                reader.take(size as u64).read_to_end(&mut out)?;
+            }
+            Ok(out)
+        })?;
+        Ok(PyBytes::new(py, &data).unbind())
+    }
+
+    /// Move to ``offset`` relative to ``whence`` (0 start, 1 current, 2 end); returns the
+    /// new position.
+    #[pyo3(signature = (offset, whence=0))]
+    fn seek(&self, py: Python<'_>, offset: i64, whence: i32) -> PyResult<u64> {
+        let target = match whence {
+            0 => SeekFrom::Start(u64::try_from(offset).map_err(|_| {
+                PyErr::from(Error::InvalidArgument {
+                    name: "offset",
+                    message: "a negative offset from the start".into(),
+                })
+            })?),
+            1 => SeekFrom::Current(offset),
+            2 => SeekFrom::End(offset),
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "whence must be 0, 1 or 2",
+                ))
+            }
+        };
+        self.with_reader(py, move |reader| reader.seek(target))
+    }
+
+    /// The current position.
+    fn tell(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with_reader(py, |reader| reader.stream_position())
+    }
+
+    /// Release the underlying file or blob.
+    fn close(&self) {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn readable(&self) -> bool {
+        true
+    }
+
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        _kind: Option<Bound<'_, PyAny>>,
+        _value: Option<Bound<'_, PyAny>>,
+        _traceback: Option<Bound<'_, PyAny>>,
+    ) -> bool {
+        self.close();
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!("EncryptedReader({}, size={})", self.name, self.size)
+    }
+}
+
+/// Open the container at ``source`` (a path or blob URL) for random-access reading.
+#[pyfunction]
+#[pyo3(signature = (source, *, kek, context=None, storage_options=None))]
+pub(crate) fn open_encrypted(
+    py: Python<'_>,
+    source: &str,
+    kek: &Bound<'_, PyAny>,
+    context: Option<&Bound<'_, PyDict>>,
+    storage_options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<PyEncryptedReader> {
+    let keks = keks_from(kek)?;
+    let context = context_from(context)?;
+    let options = storage_options_from(storage_options)?;
+    let (reader, name) = run_blocking(py, &RunControl::new(), None, |_| {
+        let location = Location::parse(source, &options)?;
+        let reader = location::open_encrypted(&location, &kek_refs(&keks), &context)?;
+        Ok((reader, location.display_name()))
+    })?;
+    Ok(PyEncryptedReader {
+        size: reader.plaintext_len(),
+        reader: Mutex::new(Some(reader)),
+        name,
+    })
+}
