@@ -6,6 +6,7 @@ the Key Vault protocol server (tests/support/keyvault_server.py) holds the KEKs.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import amlguard as ag
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
@@ -208,6 +210,77 @@ def test_bad_blob_input_gets_typed_errors(
             "az://raw/short.amlg", str(tmp_path / "out"), kek=kek, storage_options=options
         )
     assert not (tmp_path / "out").exists()
+
+
+MASK_POLICY = {
+    "columns": {
+        "email": {"op": "hash", "key": "pseudo"},
+        "zip": {"op": "generalize", "prefix": 3, "pad": "*"},
+    }
+}
+
+
+def test_mask_parquet_between_blob_datasets(
+    tmp_path: Path,
+    azurite: Azurite,
+    blobs: BlobServiceClient,
+    people: pa.Table,
+    keyring: ag.LocalKeyring,
+) -> None:
+    halves = [people.slice(0, 1000), people.slice(1000)]
+    for i, half in enumerate(halves):
+        local = tmp_path / f"part-{i}.parquet"
+        pq.write_table(half, local)
+        blobs.get_blob_client("raw", f"people/part-{i}.parquet").upload_blob(local.read_bytes())
+    blobs.get_blob_client("raw", "people/_SUCCESS").upload_blob(b"")
+    policy = ag.Policy.from_dict(MASK_POLICY)
+    report = ag.mask_parquet(
+        "az://raw/people/",
+        "az://curated/people/",
+        policy,
+        keyring=keyring,
+        storage_options=azurite.storage_options,
+    )
+    assert report.files == 2 and report.rows == people.num_rows
+    names = sorted(b.name for b in blobs.get_container_client("curated").list_blobs("people/"))
+    assert names == ["people/part-0.parquet", "people/part-1.parquet"]
+    for i, half in enumerate(halves):
+        out = tmp_path / f"masked-{i}.parquet"
+        out.write_bytes(blob_bytes(blobs, "curated", f"people/part-{i}.parquet"))
+        assert pq.read_table(out).equals(policy.apply(half, keyring=keyring))
+
+    # One blob to a local file, and a local file to a blob.
+    local_out = tmp_path / "one.parquet"
+    ag.mask_file(
+        "az://raw/people/part-1.parquet",
+        local_out,
+        policy,
+        keyring=keyring,
+        storage_options=azurite.storage_options,
+    )
+    assert pq.read_table(local_out).equals(policy.apply(halves[1], keyring=keyring))
+    ag.mask_file(
+        tmp_path / "part-0.parquet",
+        "abfss://curated@devstoreaccount1.dfs.core.windows.net/single/part-0.csv",
+        policy,
+        keyring=keyring,
+        storage_options=azurite.storage_options,
+    )
+    csv_text = blob_bytes(blobs, "curated", "single/part-0.csv").decode()
+    assert csv_text.startswith("person_id,name,email,")
+    assert len(csv_text.strip().splitlines()) == 1001
+    masked = policy.apply(halves[0], keyring=keyring)
+    emails = pacsv.read_csv(io.BytesIO(csv_text.encode())).column("email").to_pylist()
+    assert emails == [e or "" for e in masked.column("email").to_pylist()]  # CSV: null -> ""
+
+    with pytest.raises(ag.StorageNotFoundError, match="no .parquet or .csv"):
+        ag.mask_parquet(
+            "az://raw/nothing-here/",
+            str(tmp_path / "x"),
+            policy,
+            keyring=keyring,
+            storage_options=azurite.storage_options,
+        )
 
 
 def _python_encrypt_upload(blobs: BlobServiceClient, data: bytes, key: bytes) -> float:

@@ -75,6 +75,18 @@ def mask_file(
 ) -> MaskReport:
     """Mask a Parquet/CSV file (or a directory of them) into ``destination``, atomically."""
 
+def mask_location(
+    source: str,
+    destination: str,
+    policy: _CorePolicy,
+    keyring: Optional[LocalKeyring] = None,
+    threads: Optional[int] = None,
+    batch_rows: Optional[int] = None,
+    progress: Optional[Callable[[int, int], object]] = None,
+    storage_options: Optional[dict[str, Any]] = None,
+) -> MaskReport:
+    """``mask_file`` where either end may be a blob URL or a blob dataset prefix."""
+
 def synthetic_pii(rows: int, seed: int = 0) -> Any:
     """Deterministic synthetic PII table (an Arrow stream object)."""
 

@@ -8,10 +8,11 @@ released, and writes atomically: the output appears only when complete, so an in
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from ._amlguard import LocalKeyring, MaskReport
 from ._amlguard import mask_file as _mask_file
+from ._amlguard import mask_location as _mask_location
 from .policy import Policy
 
 __all__ = ["mask_file", "mask_parquet"]
@@ -29,15 +30,33 @@ def mask_file(
     threads: Optional[int] = None,
     batch_rows: Optional[int] = None,
     progress: Optional[Progress] = None,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> MaskReport:
     """Mask ``source`` (.parquet or .csv, or a directory of them) into ``destination``.
 
     Formats follow the extensions, so a CSV can be masked into Parquet. ``progress`` is called
     about ten times a second as ``progress(rows_done, rows_total)`` (total 0 when unknown).
     Returns a :class:`MaskReport` with counts, sizes and timing.
+
+    Either end may be Azure Blob Storage: ``az://container/path.parquet``,
+    ``abfss://container@account.dfs.core.windows.net/path.parquet``, or a dataset prefix
+    ending in ``/``; ``storage_options`` says how to reach the account (see
+    :func:`amlguard.encrypt_file`).
     """
     if not isinstance(policy, Policy):
         raise TypeError("policy must be an amlguard.Policy (see Policy.from_dict / from_yaml)")
+    source_text, destination_text = os.fspath(source), os.fspath(destination)
+    if _is_blob(source_text) or _is_blob(destination_text) or storage_options:
+        return _mask_location(
+            source_text,
+            destination_text,
+            policy._core,
+            keyring,
+            threads,
+            batch_rows,
+            progress,
+            storage_options,
+        )
     return _mask_file(
         os.fspath(source),
         os.fspath(destination),
@@ -47,6 +66,10 @@ def mask_file(
         batch_rows,
         progress,
     )
+
+
+def _is_blob(location: str) -> bool:
+    return location.lower().startswith(("az://", "abfs://", "abfss://"))
 
 
 mask_parquet = mask_file

@@ -232,6 +232,54 @@ impl BlobLocation {
     /// Parse `az://container/path` or `abfss://container@account.dfs.core.windows.net/path`
     /// and build a client for it. Makes no request.
     pub fn parse(url: &str, options: &StorageOptions) -> Result<Self> {
+        Self::parse_with(url, options, false)
+    }
+
+    /// The blobs directly under the "directory" `url` (`az://container/prefix/`) whose names
+    /// end in `.parquet`, `.pq`, `.parq` or `.csv` and do not start with `.` or `_`, sorted.
+    pub fn list_dataset(url: &str, options: &StorageOptions) -> Result<Vec<BlobLocation>> {
+        let directory = Self::parse_with(url, options, true)?;
+        let prefix = directory.path.clone();
+        let listed = block_on(directory.store.list_with_delimiter(Some(&prefix)))?
+            .map_err(|e| storage_error("listing", url, e))?;
+        let base = url.trim_end_matches('/');
+        let mut files: Vec<BlobLocation> = listed
+            .objects
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_owned();
+                let lower = name.to_ascii_lowercase();
+                let dataset = [".parquet", ".pq", ".parq", ".csv"]
+                    .iter()
+                    .any(|ext| lower.ends_with(ext));
+                (dataset && !name.starts_with(['.', '_'])).then(|| BlobLocation {
+                    url: format!("{base}/{name}"),
+                    store: directory.store.clone(),
+                    path: meta.location,
+                    options: directory.options.clone(),
+                })
+            })
+            .collect();
+        files.sort_by(|a, b| a.url.cmp(&b.url));
+        if files.is_empty() {
+            return Err(storage_error(
+                "listing",
+                url,
+                object_store::Error::NotFound {
+                    path: prefix.to_string(),
+                    source: "it holds no .parquet or .csv blobs".into(),
+                },
+            ));
+        }
+        Ok(files)
+    }
+
+    /// The name after the last `/`.
+    pub fn file_name(&self) -> &str {
+        self.path.filename().unwrap_or_default()
+    }
+
+    fn parse_with(url: &str, options: &StorageOptions, directory: bool) -> Result<Self> {
         if !is_blob_url(url) {
             return Err(invalid_url(url, "is not an Azure Blob URL"));
         }
@@ -258,12 +306,13 @@ impl BlobLocation {
             ));
         }
         let blob_path = parsed.path().trim_start_matches('/');
-        if blob_path.is_empty() || blob_path.ends_with('/') {
+        if !directory && (blob_path.is_empty() || blob_path.ends_with('/')) {
             return Err(invalid_url(
                 url,
                 "names no blob (the path is empty or ends with '/')",
             ));
         }
+        let blob_path = blob_path.trim_end_matches('/');
         let path = ObjectPath::parse(blob_path)
             .map_err(|e| invalid_url(url, &format!("has an invalid blob path ({e})")))?;
         let mut builder = MicrosoftAzureBuilder::from_env().with_url(url);

@@ -267,3 +267,44 @@ pub(crate) fn open_encrypted(
         name,
     })
 }
+
+/// Mask a file or dataset where either end may be a blob URL (``az://container/prefix/`` for
+/// a dataset of Parquet/CSV blobs); local-only calls behave exactly like ``mask_file``.
+#[pyfunction]
+#[pyo3(signature = (source, destination, policy, keyring=None, threads=None, batch_rows=None, progress=None, storage_options=None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn mask_location(
+    py: Python<'_>,
+    source: &str,
+    destination: &str,
+    policy: &Bound<'_, super::policy::PyCorePolicy>,
+    keyring: Option<&Bound<'_, super::keys::PyLocalKeyring>>,
+    threads: Option<usize>,
+    batch_rows: Option<usize>,
+    progress: Option<&Bound<'_, PyAny>>,
+    storage_options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<super::io::PyMaskReport> {
+    let policy = &policy.get().inner;
+    let keys = super::policy::resolve_keys(policy, keyring)?;
+    let storage = storage_options_from(storage_options)?;
+    let mut options = crate::io::MaskOptions {
+        threads,
+        ..crate::io::MaskOptions::default()
+    };
+    if let Some(rows) = batch_rows.filter(|r| *r > 0) {
+        options.batch_rows = rows;
+    }
+    let control = RunControl::new();
+    let report = run_blocking(py, &control, progress, |control| {
+        location::mask(
+            source,
+            destination,
+            &storage,
+            policy,
+            &keys as &dyn crate::keys::KeyProvider,
+            &options,
+            control,
+        )
+    })?;
+    Ok(report.into())
+}

@@ -31,5 +31,6 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(blob::encrypt_file, module)?)?;
     module.add_function(wrap_pyfunction!(blob::decrypt_file, module)?)?;
     module.add_function(wrap_pyfunction!(blob::open_encrypted, module)?)?;
+    module.add_function(wrap_pyfunction!(blob::mask_location, module)?)?;
     Ok(())
 }
