@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import amlguard as ag
@@ -153,7 +154,7 @@ def test_envelope_records_the_version_and_survives_rotation(kv: KeyVaultServer) 
 
 
 def test_credentials_environment_and_managed_identities(
-    kv: KeyVaultServer, monkeypatch: pytest.MonkeyPatch
+    kv: KeyVaultServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     kv.create_key("cred-check")
     for name in (
@@ -185,7 +186,18 @@ def test_credentials_environment_and_managed_identities(
         monkeypatch.delenv(name)
     monkeypatch.delenv("AZURE_CLIENT_ID")
 
-    # 2. App Service / AML online endpoint style managed identity.
+    # 2. Workload identity: a federated token file exchanged at the local authority.
+    token_file = tmp_path / "federated-token"
+    token_file.write_text(kv.federated_token)
+    monkeypatch.setenv("AZURE_TENANT_ID", kv.tenant_id)
+    monkeypatch.setenv("AZURE_CLIENT_ID", kv.client_id)
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
+    assert "workload identity" in round_trip()
+    assert kv.calls["token:workload_identity"] == 1
+    for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"):
+        monkeypatch.delenv(name)
+
+    # 3. App Service / AML online endpoint style managed identity.
     monkeypatch.setenv("IDENTITY_ENDPOINT", kv.identity_endpoint)
     monkeypatch.setenv("IDENTITY_HEADER", kv.identity_header)
     assert "IDENTITY_ENDPOINT" in round_trip()
@@ -193,7 +205,7 @@ def test_credentials_environment_and_managed_identities(
     monkeypatch.delenv("IDENTITY_ENDPOINT")
     monkeypatch.delenv("IDENTITY_HEADER")
 
-    # 3. Azure ML compute instance style managed identity (user-assigned).
+    # 4. Azure ML compute instance style managed identity (user-assigned).
     monkeypatch.setenv("MSI_ENDPOINT", kv.msi_endpoint)
     monkeypatch.setenv("MSI_SECRET", kv.identity_header)
     monkeypatch.setenv("AZURE_CLIENT_ID", kv.managed_identity_client_id)

@@ -195,6 +195,8 @@ class KeyVaultServer:
         self.client_secret = secrets.token_urlsafe(24)
         self.managed_identity_client_id = str(uuid.uuid4())
         self.identity_header = secrets.token_urlsafe(16)
+        # The federated token a Kubernetes workload identity would find in its token file.
+        self.federated_token = secrets.token_urlsafe(32)
         self.lock = threading.Lock()
         self.keys: dict[str, list[KeyVersion]] = {}
         self.tokens: dict[str, Token] = {}
@@ -580,9 +582,18 @@ class KeyVaultServer:
                 )
             if form.get("grant_type") != "client_credentials":
                 raise ApiError(400, "unsupported_grant_type", "AADSTS70003: unsupported grant.")
-            if form.get("client_id") != self.client_id or not secrets.compare_digest(
-                form.get("client_secret", ""), self.client_secret
-            ):
+            if form.get("client_id") != self.client_id:
+                raise ApiError(400, "unauthorized_client", "AADSTS700016: unknown application.")
+            if "client_assertion" in form:
+                jwt_bearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+                if form.get("client_assertion_type") != jwt_bearer or not secrets.compare_digest(
+                    form["client_assertion"], self.federated_token
+                ):
+                    raise ApiError(
+                        401, "invalid_client", "AADSTS700024: Client assertion is not valid."
+                    )
+                self._count("token:workload_identity")
+            elif not secrets.compare_digest(form.get("client_secret", ""), self.client_secret):
                 raise ApiError(401, "invalid_client", "AADSTS7000215: Invalid client secret.")
             scope = form.get("scope", "")
             resource = scope.split(" ")[0].removesuffix("/.default")
