@@ -118,6 +118,9 @@ def test_large_uploads_stream_in_blocks_and_reads_are_random_access(
             assert reader.read(1000) == data[offset : offset + 1000]
         reader.seek(-10, 2)
         assert reader.tell() == len(data) - 10 and reader.read() == data[-10:]
+        # Ranged reads: the header, the final segment and a window per jump, not the blob.
+        fetched = reader.bytes_fetched
+        assert fetched is not None and fetched < 1024 * 1024 < len(data)
     with pytest.raises(ValueError, match="closed"):
         reader.read(1)
 

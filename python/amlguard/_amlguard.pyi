@@ -207,6 +207,9 @@ class EncryptedReader:
     @property
     def size(self) -> int:
         """Plaintext size in bytes."""
+    @property
+    def bytes_fetched(self) -> Optional[int]:
+        """Container bytes fetched from Blob Storage so far (``None`` for a local file)."""
     def read(self, size: int = -1) -> bytes: ...
     def seek(self, offset: int, whence: int = 0) -> int: ...
     def tell(self) -> int: ...

@@ -59,7 +59,8 @@ pub struct StorageOptions {
     /// Blocks uploading concurrently (default 4); memory is about
     /// `part_size_bytes x (max_parts_in_flight + 1)`.
     pub max_parts_in_flight: usize,
-    /// Bytes fetched per ranged read (default 4 MiB).
+    /// Largest ranged read (default 16 MiB). Reads start at 1 MiB and double while the
+    /// caller reads sequentially, so random access fetches little and streaming fetches a lot.
     pub read_ahead_bytes: usize,
 }
 
@@ -107,7 +108,7 @@ impl StorageOptions {
 
     fn read_ahead_bytes(&self) -> usize {
         if self.read_ahead_bytes == 0 {
-            4 * 1024 * 1024
+            16 * 1024 * 1024
         } else {
             self.read_ahead_bytes
         }
@@ -372,6 +373,7 @@ impl BlobLocation {
             buffer: Bytes::new(),
             buffer_start: 0,
             read_ahead: self.options.read_ahead_bytes(),
+            window: 0,
             stats: Arc::new(ReadStats::default()),
         })
     }
@@ -418,8 +420,13 @@ pub struct BlobReader {
     buffer: Bytes,
     buffer_start: u64,
     read_ahead: usize,
+    /// Size of the next ranged read: grows while reads are sequential.
+    window: usize,
     stats: Arc<ReadStats>,
 }
+
+/// First ranged read of a [`BlobReader`] and after every jump.
+const MIN_READ_WINDOW_BYTES: usize = 1024 * 1024;
 
 impl std::fmt::Debug for BlobReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -448,9 +455,19 @@ impl BlobReader {
     }
 
     fn fill(&mut self) -> Result<()> {
+        let sequential = !self.buffer.is_empty()
+            && self.position == self.buffer_start + self.buffer.len() as u64;
+        let smallest = MIN_READ_WINDOW_BYTES.min(self.read_ahead);
+        self.window = if sequential {
+            self.window
+                .saturating_mul(2)
+                .clamp(smallest, self.read_ahead)
+        } else {
+            smallest
+        };
         let end = self
             .len
-            .min(self.position.saturating_add(self.read_ahead as u64));
+            .min(self.position.saturating_add(self.window as u64));
         let range = self.position..end;
         let bytes = block_on(self.location.store.get_range(&self.location.path, range))?
             .map_err(|e| storage_error("reading", &self.location.url, e))?;

@@ -139,6 +139,7 @@ pub(crate) struct PyEncryptedReader {
     reader: Mutex<Option<DecryptingReader<Box<dyn ReadSeek>>>>,
     size: u64,
     name: String,
+    fetched: Option<Arc<crate::io::blob::ReadStats>>,
 }
 
 impl PyEncryptedReader {
@@ -166,6 +167,12 @@ impl PyEncryptedReader {
     #[getter]
     fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Container bytes fetched from Blob Storage so far (``None`` for a local file).
+    #[getter]
+    fn bytes_fetched(&self) -> Option<u64> {
+        self.fetched.as_ref().map(|stats| stats.bytes())
     }
 
     /// Read up to ``size`` bytes (all that is left when negative); each segment is
@@ -256,15 +263,30 @@ pub(crate) fn open_encrypted(
     let keks = keks_from(kek)?;
     let context = context_from(context)?;
     let options = storage_options_from(storage_options)?;
-    let (reader, name) = run_blocking(py, &RunControl::new(), None, |_| {
+    let (reader, name, fetched) = run_blocking(py, &RunControl::new(), None, |_| {
         let location = Location::parse(source, &options)?;
-        let reader = location::open_encrypted(&location, &kek_refs(&keks), &context)?;
-        Ok((reader, location.display_name()))
+        let name = location.display_name();
+        match &location {
+            Location::Blob(blob) => {
+                // Keep the blob reader's counters before it disappears into the decryptor.
+                let input = blob.reader()?;
+                let fetched = input.stats();
+                let input: Box<dyn ReadSeek> = Box::new(input);
+                let reader =
+                    DecryptingReader::open_named(input, &kek_refs(&keks), &context, name.clone())?;
+                Ok((reader, name, Some(fetched)))
+            }
+            Location::Local(_) => {
+                let reader = location::open_encrypted(&location, &kek_refs(&keks), &context)?;
+                Ok((reader, name, None))
+            }
+        }
     })?;
     Ok(PyEncryptedReader {
         size: reader.plaintext_len(),
         reader: Mutex::new(Some(reader)),
         name,
+        fetched,
     })
 }
 

@@ -138,6 +138,7 @@ class Azurite:
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """Azurite's blob service on a free port of 127.0.0.1, data in a temporary directory."""
     data = tmp_path_factory.mktemp("azurite")
+    log = tmp_path_factory.mktemp("azurite-log") / "stderr.log"
     port = free_port()
     process = subprocess.Popen(
         [
@@ -151,15 +152,16 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
             str(port),
             "--skipApiVersionCheck",
             "--loose",
+            "--disableTelemetry",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        # A file, not a pipe: nobody drains a pipe while the tests run.
+        stderr=log.open("wb"),
     )
 
     def listening() -> bool:
         if process.poll() is not None:
-            error = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"Azurite exited: {error}")
+            raise RuntimeError(f"Azurite exited: {log.read_text(errors='replace')}")
         with socket.socket() as probe:
             return probe.connect_ex(("127.0.0.1", port)) == 0
 

@@ -358,10 +358,14 @@ impl Vault {
                         message: detail,
                     },
                     404 => Error::KeyVaultKeyNotFound { vault, key },
-                    // Key Vault answers 400 to a wrapped key that does not decrypt: to callers that
-                    // is the same opaque failure as a local KEK's integrity check.
+                    // Key Vault answers 400 BadParameter to a wrapped key that does not decrypt:
+                    // to callers that is the same opaque failure as a local KEK's integrity check.
+                    // A 400 about the API version or the algorithm stays a Key Vault error (the
+                    // key type was checked against the algorithm when the KEK was made).
                     400 if matches!(operation, Operation::UnwrapKey)
-                        && detail.ends_with("Bad Request") =>
+                        && detail.starts_with("BadParameter")
+                        && !detail.contains("version")
+                        && !detail.contains("algorithm") =>
                     {
                         Error::Decryption
                     }
