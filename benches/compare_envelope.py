@@ -59,11 +59,13 @@ def write_zeros(path: Path, size: int) -> None:
 
 
 RSS_CHILD = """
-import json, resource, sys, amlguard as ag
+import json, sys, amlguard as ag
 kek = ag.LocalKeyring(sys.argv[3]).kek("bench")
 ag.encrypt_file(sys.argv[1], sys.argv[2], kek=kek)
 ag.decrypt_file(sys.argv[2], sys.argv[1] + ".out", keks=[kek])
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not ru_maxrss: ru_maxrss survives exec on Linux and would report the parent's peak.
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({"peak_rss_mb": int(hwm.split()[1]) / 1024}))
 """
 
 

@@ -15,8 +15,13 @@ step "installing test dependencies"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check \
     "maturin>=1.7,<2" "pytest>=8" "pyarrow>=14" "polars>=1.0" "pandas>=2.0" "pyyaml>=6" \
     "hypothesis>=6" "ruff>=0.6" "mypy>=1.10" "types-PyYAML" "cryptography>=42" \
-    "nbclient>=0.10" "nbformat>=5" "ipykernel>=6"
+    "nbclient>=0.10" "nbformat>=5" "ipykernel>=6" \
+    "azure-keyvault-keys>=4.9" "azure-identity>=1.17" "azure-storage-blob>=12.20"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# Azurite (Azure Blob Storage emulator) for tests/test_blob.py; the tests start and stop it.
+AZURITE_CACHE="${AMLGUARD_AZURITE_CACHE:-$HOME/.cache/amlguard-azurite}"
+[ -x "$AZURITE_CACHE/node_modules/.bin/azurite-blob" ] ||
+    npm install --silent --no-audit --no-fund --prefix "$AZURITE_CACHE" azurite@3
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

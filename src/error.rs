@@ -212,6 +212,64 @@ pub enum Error {
         message: String,
     },
 
+    /// No Azure credential could produce a token (no source configured, or each one failed).
+    #[error("Azure credential error: {message}")]
+    AzureCredential {
+        /// What was tried and why it failed (never a secret).
+        message: String,
+    },
+
+    /// Azure Key Vault rejected the token (401): missing, expired, or for another tenant.
+    #[error("Azure Key Vault {vault} did not accept the token of {identity} for key '{key}': {message}; sign in again or check the tenant")]
+    KeyVaultAuthentication {
+        /// Vault URL.
+        vault: String,
+        /// Key name or id.
+        key: String,
+        /// The identity the token was for (never a secret).
+        identity: String,
+        /// What Key Vault said.
+        message: String,
+    },
+
+    /// The identity lacks a permission on a Key Vault key (403).
+    #[error("{identity} lacks permission '{permission}' on key '{key}' in Azure Key Vault {vault}; grant it (role 'Key Vault Crypto Service Encryption User' or an access policy). Key Vault said: {message}")]
+    KeyVaultPermission {
+        /// Vault URL.
+        vault: String,
+        /// Key name or id.
+        key: String,
+        /// The identity the call was made as.
+        identity: String,
+        /// The missing permission, e.g. `keys/unwrapKey`.
+        permission: String,
+        /// What Key Vault said (it names the identity's object and application ids).
+        message: String,
+    },
+
+    /// A Key Vault key (or key version) does not exist (404).
+    #[error("key '{key}' does not exist in Azure Key Vault {vault}; check the name and version, or create it (az keyvault key create)")]
+    KeyVaultKeyNotFound {
+        /// Vault URL.
+        vault: String,
+        /// Key name or id.
+        key: String,
+    },
+
+    /// Any other Key Vault failure: unreachable vault, throttling or server errors that outlasted
+    /// the retries, a key of the wrong type for the algorithm, a bad request.
+    #[error("Azure Key Vault {vault}, key '{key}'{}: {message}", status_suffix(.status))]
+    KeyVault {
+        /// Vault URL.
+        vault: String,
+        /// Key name or id.
+        key: String,
+        /// HTTP status, when the vault answered.
+        status: Option<u16>,
+        /// What went wrong and what to do.
+        message: String,
+    },
+
     /// The caller asked for the work to stop (Ctrl-C in Python).
     #[error("cancelled")]
     Cancelled,
@@ -224,6 +282,10 @@ fn location(column: &Option<String>, field: &Option<String>) -> String {
         (None, Some(f)) => format!(" (field '{f}')"),
         (None, None) => String::new(),
     }
+}
+
+fn status_suffix(status: &Option<u16>) -> String {
+    status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
 }
 
 fn column_suffix(column: &Option<String>) -> String {

@@ -86,3 +86,42 @@ pub fn pool(threads: Option<usize>) -> Result<Arc<rayon::ThreadPool>> {
     });
     Ok(pool)
 }
+
+struct RuntimeSlot {
+    pid: u32,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+static RUNTIME: Mutex<Option<RuntimeSlot>> = Mutex::new(None);
+
+/// The async runtime that cloud I/O (Key Vault, Blob Storage) runs on: created on first use,
+/// and anew in a forked child, like the pool. Two worker threads suffice: the work is waiting
+/// on the network, and callers block on it from their own threads.
+pub(crate) fn runtime() -> Result<Arc<tokio::runtime::Runtime>> {
+    let pid = std::process::id();
+    let mut slot = RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(existing) = slot.as_ref() {
+        if existing.pid == pid {
+            return Ok(Arc::clone(&existing.runtime));
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("amlguard-io")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::invalid_data(None, format!("cannot start the I/O runtime: {e}")))?;
+    let runtime = Arc::new(runtime);
+    *slot = Some(RuntimeSlot {
+        pid,
+        runtime: Arc::clone(&runtime),
+    });
+    Ok(runtime)
+}
+
+/// Run `future` to completion from synchronous code (never from inside the runtime itself).
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    Ok(runtime()?.block_on(future))
+}

@@ -8,6 +8,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Session fixtures of the Azure protocol servers (Key Vault server, Azurite).
+pytest_plugins = ["support.azure_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_keyring_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

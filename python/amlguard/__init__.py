@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from . import datasets
 from ._amlguard import (
+    AzureKek,
+    AzureKeyVault,
     EncryptedFile,
+    EncryptedReader,
     EnvelopeReport,
     HeaderInfo,
     Kek,
@@ -35,6 +38,7 @@ from .envelope import (
 from .exceptions import (
     AmlguardError,
     AuditLogError,
+    AzureCredentialError,
     ColumnDeniedError,
     ColumnNotFoundError,
     ColumnTypeError,
@@ -47,6 +51,9 @@ from .exceptions import (
     KeyNotFoundError,
     KeyringError,
     KeyUsageLimitError,
+    KeyVaultAuthenticationError,
+    KeyVaultError,
+    KeyVaultPermissionError,
     MalformedHeaderError,
     NoMatchingKeyError,
     NotAnEnvelopeError,
@@ -74,6 +81,13 @@ from .forget import (
 from .policy import Policy
 
 __all__ = [
+    "AzureCredentialError",
+    "AzureKek",
+    "AzureKeyVault",
+    "EncryptedReader",
+    "KeyVaultAuthenticationError",
+    "KeyVaultError",
+    "KeyVaultPermissionError",
     "AmlguardError",
     "EncryptedFile",
     "EnvelopeFormatError",

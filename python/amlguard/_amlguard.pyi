@@ -31,6 +31,13 @@ __all__ = [
     "SubjectKeyStore",
     "forget_json",
     "verify_forgotten_json",
+    "AzureKeyVault",
+    "AzureKek",
+    "EncryptedReader",
+    "encrypt_location",
+    "decrypt_location",
+    "open_encrypted_location",
+    "mask_location",
 ]
 
 __version__: str
@@ -182,15 +189,21 @@ class EncryptedFile:
     def __exit__(self, exc_type: Optional[Any], exc: Optional[Any], tb: Optional[Any]) -> bool: ...
 
 def encrypt_bytes(
-    data: bytes, keks: list[Kek], context: dict[str, str], segment_size_bytes: Optional[int] = None
+    data: bytes,
+    keks: list[Union[Kek, AzureKek]],
+    context: dict[str, str],
+    segment_size_bytes: Optional[int] = None,
 ) -> bytes: ...
 def decrypt_bytes(
-    blob: bytes, keks: list[Kek], context: dict[str, str], threads: Optional[int] = None
+    blob: bytes,
+    keks: list[Union[Kek, AzureKek]],
+    context: dict[str, str],
+    threads: Optional[int] = None,
 ) -> bytes: ...
 def encrypt_file(
     source: Union[str, os.PathLike[str]],
     destination: Union[str, os.PathLike[str]],
-    keks: list[Kek],
+    keks: list[Union[Kek, AzureKek]],
     context: dict[str, str],
     segment_size_bytes: Optional[int] = None,
     threads: Optional[int] = None,
@@ -198,14 +211,18 @@ def encrypt_file(
 def decrypt_file(
     source: Union[str, os.PathLike[str]],
     destination: Union[str, os.PathLike[str]],
-    keks: list[Kek],
+    keks: list[Union[Kek, AzureKek]],
     context: dict[str, str],
     threads: Optional[int] = None,
 ) -> EnvelopeReport: ...
-def rewrap(path: Union[str, os.PathLike[str]], old: list[Kek], new: list[Kek]) -> HeaderInfo: ...
+def rewrap(
+    path: Union[str, os.PathLike[str]],
+    old: list[Union[Kek, AzureKek]],
+    new: list[Union[Kek, AzureKek]],
+) -> HeaderInfo: ...
 def inspect(path: Union[str, os.PathLike[str]]) -> HeaderInfo: ...
 def open_encrypted(
-    path: Union[str, os.PathLike[str]], keks: list[Kek], context: dict[str, str]
+    path: Union[str, os.PathLike[str]], keks: list[Union[Kek, AzureKek]], context: dict[str, str]
 ) -> EncryptedFile: ...
 
 @final
@@ -367,3 +384,133 @@ def verify_forgotten_json(
     threads: Optional[int] = None,
 ) -> str:
     """Scan datasets for remaining subject rows; the result as JSON."""
+
+@final
+class AzureKeyVault:
+    """An Azure Key Vault (or Managed HSM) as a key provider.
+
+    ``credential`` is any object with ``get_token(*scopes)`` (every azure-identity credential);
+    ``None`` uses DefaultAzureCredential order: environment service principal, workload identity,
+    managed identity (``MSI_ENDPOINT``, ``IDENTITY_ENDPOINT`` or IMDS), Azure CLI. ``ca_bundle``
+    adds trusted roots (PEM). Throttling and transient faults are retried within the limits;
+    unwrapped data keys are cached for ``cache_ttl_seconds`` (0 disables the cache).
+    """
+
+    def __new__(
+        cls,
+        url: str,
+        credential: Optional[Any] = None,
+        *,
+        ca_bundle: Optional[Union[str, os.PathLike[str]]] = None,
+        timeout_seconds: float = 30.0,
+        max_retries: int = 8,
+        max_retry_delay_seconds: float = 30.0,
+        max_total_seconds: float = 120.0,
+        cache_ttl_seconds: float = 300.0,
+        api_version: Optional[str] = None,
+    ) -> AzureKeyVault: ...
+    @property
+    def url(self) -> str:
+        """The vault URL."""
+    @property
+    def identity(self) -> str:
+        """The identity calls are made as (as far as known; never a secret)."""
+    def kek(
+        self, name: str, version: Optional[str] = None, algorithm: Optional[str] = None
+    ) -> AzureKek:
+        """The KEK for key ``name`` pinned to ``version`` (default: the latest, resolved now).
+
+        ``algorithm``: ``RSA-OAEP-256`` (default for RSA keys), ``RSA-OAEP``, or ``A256KW``
+        (default for Managed HSM ``oct-HSM`` keys).
+        """
+    def retry_stats(self) -> tuple[int, float]:
+        """``(retries, seconds waited)`` over every call of this vault so far."""
+    def clear_cache(self) -> None:
+        """Forget every cached data key."""
+
+@final
+class AzureKek:
+    """One Key Vault key version as a key-encryption key (holds no key material)."""
+
+    @property
+    def key_id(self) -> str:
+        """Full key id with version, as recorded in headers."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    def wrap(self, key: bytes) -> bytes:
+        """Wrap a data key with Key Vault's ``wrapkey``."""
+    def unwrap(
+        self, wrapped: bytes, key_id: Optional[str] = None, algorithm: Optional[str] = None
+    ) -> bytes:
+        """Unwrap with Key Vault's ``unwrapkey`` (through the vault's data-key cache)."""
+
+@final
+class EncryptedReader:
+    """A decrypted, seekable, read-only view of a container (ranged reads on a blob)."""
+
+    @property
+    def size(self) -> int:
+        """Plaintext size in bytes."""
+    @property
+    def bytes_fetched(self) -> Optional[int]:
+        """Container bytes fetched from Blob Storage so far (``None`` for a local file)."""
+    def read(self, size: int = -1) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0) -> int: ...
+    def tell(self) -> int: ...
+    def close(self) -> None: ...
+    def readable(self) -> bool: ...
+    def seekable(self) -> bool: ...
+    def __enter__(self) -> EncryptedReader: ...
+    def __exit__(
+        self, kind: Optional[Any], value: Optional[Any], traceback: Optional[Any]
+    ) -> bool: ...
+
+def mask_location(
+    source: str,
+    destination: str,
+    policy: _CorePolicy,
+    keyring: Optional[LocalKeyring] = None,
+    threads: Optional[int] = None,
+    batch_rows: Optional[int] = None,
+    progress: Optional[Callable[[int, int], object]] = None,
+    storage_options: Optional[dict[str, Any]] = None,
+) -> MaskReport:
+    """``mask_file`` where either end may be a blob URL or a blob dataset prefix."""
+
+def encrypt_location(
+    source: str,
+    destination: str,
+    *,
+    kek: Any,
+    context: Optional[dict[str, str]] = None,
+    storage_options: Optional[dict[str, Any]] = None,
+    segment_size_bytes: Optional[int] = None,
+    threads: Optional[int] = None,
+) -> EnvelopeReport:
+    """Encrypt where either end may be a blob URL."""
+
+def decrypt_location(
+    source: str,
+    destination: str,
+    *,
+    kek: Any,
+    context: Optional[dict[str, str]] = None,
+    storage_options: Optional[dict[str, Any]] = None,
+    threads: Optional[int] = None,
+) -> EnvelopeReport:
+    """Decrypt where either end may be a blob URL."""
+
+def open_encrypted_location(
+    source: str,
+    *,
+    kek: Any,
+    context: Optional[dict[str, str]] = None,
+    storage_options: Optional[dict[str, Any]] = None,
+) -> EncryptedReader:
+    """Random-access reader of a container at a path or blob URL."""

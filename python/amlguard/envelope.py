@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from . import _amlguard
-from ._amlguard import EncryptedFile, EnvelopeReport, HeaderInfo, Kek
+from ._amlguard import AzureKek, EncryptedFile, EncryptedReader, EnvelopeReport, HeaderInfo, Kek
+from .files import is_blob_url
 
 __all__ = [
     "decrypt_bytes",
@@ -33,17 +34,22 @@ __all__ = [
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
-Keks = Union[Kek, Sequence[Kek]]
+AnyKek = Union[Kek, AzureKek]
+Keks = Union[AnyKek, Sequence[AnyKek]]
+StorageOptions = Optional[Mapping[str, Any]]
 
 
-def _keks(kek: Optional[Keks], keks: Optional[Keks], role: str = "keks") -> list[Kek]:
+def _keks(kek: Optional[Keks], keks: Optional[Keks], role: str = "keks") -> list[AnyKek]:
     given = [k for k in (kek, keks) if k is not None]
     if len(given) != 1:
         raise TypeError(f"pass exactly one of kek= or {role}=")
     value = given[0]
-    listed = [value] if isinstance(value, Kek) else list(value)
-    if not listed or not all(isinstance(k, Kek) for k in listed):
-        raise TypeError("KEKs come from a key provider, e.g. LocalKeyring().kek('name')")
+    listed = [value] if isinstance(value, (Kek, AzureKek)) else list(value)
+    if not listed or not all(isinstance(k, (Kek, AzureKek)) for k in listed):
+        raise TypeError(
+            "KEKs come from a key provider: LocalKeyring().kek('name') or "
+            "AzureKeyVault(url).kek('name')"
+        )
     return listed
 
 
@@ -53,6 +59,10 @@ def _context(context: Optional[Mapping[str, str]]) -> dict[str, str]:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items()):
         raise TypeError("context maps strings to strings, e.g. {'dataset': 'patients'}")
     return dict(context)
+
+
+def _remote(storage_options: StorageOptions, *paths: PathLike) -> bool:
+    return bool(storage_options) or any(is_blob_url(os.fspath(p)) for p in paths)
 
 
 def _bytes(data: Union[bytes, bytearray, memoryview]) -> bytes:
@@ -94,8 +104,21 @@ def encrypt_file(
     context: Optional[Mapping[str, str]] = None,
     segment_size_bytes: Optional[int] = None,
     threads: Optional[int] = None,
+    storage_options: StorageOptions = None,
 ) -> EnvelopeReport:
-    """Encrypt a file into a container, written atomically."""
+    """Encrypt a file into a container, written atomically.
+
+    Either path may be an Azure Blob URL (``az://container/path``,
+    ``abfss://container@account.dfs.core.windows.net/path``); ``storage_options`` holds the
+    account settings (``account_name``, ``account_key``, ``sas_token``, ``use_emulator``, or a
+    ``credential`` object with ``get_token``). Uploads commit only when complete.
+    """
+    if _remote(storage_options, source, destination):
+        return _amlguard.encrypt_location(
+            os.fspath(source), os.fspath(destination), kek=_keks(kek, keks),
+            context=_context(context), storage_options=dict(storage_options or {}),
+            segment_size_bytes=segment_size_bytes, threads=threads,
+        )  # fmt: skip
     return _amlguard.encrypt_file(
         os.fspath(source),
         os.fspath(destination),
@@ -114,8 +137,17 @@ def decrypt_file(
     kek: Optional[Kek] = None,
     context: Optional[Mapping[str, str]] = None,
     threads: Optional[int] = None,
+    storage_options: StorageOptions = None,
 ) -> EnvelopeReport:
-    """Decrypt a container; ``destination`` appears only after every segment verified."""
+    """Decrypt a container; ``destination`` appears only after every segment verified.
+
+    Either path may be an Azure Blob URL (see :func:`encrypt_file`)."""
+    if _remote(storage_options, source, destination):
+        return _amlguard.decrypt_location(
+            os.fspath(source), os.fspath(destination), kek=_keks(kek, keks),
+            context=_context(context), storage_options=dict(storage_options or {}),
+            threads=threads,
+        )  # fmt: skip
     return _amlguard.decrypt_file(
         os.fspath(source), os.fspath(destination), _keks(kek, keks), _context(context), threads
     )
@@ -127,8 +159,15 @@ def open_encrypted(
     keks: Optional[Keks] = None,
     kek: Optional[Kek] = None,
     context: Optional[Mapping[str, str]] = None,
-) -> EncryptedFile:
-    """Open a container for seekable, random-access reads of its plaintext."""
+    storage_options: StorageOptions = None,
+) -> Union[EncryptedFile, EncryptedReader]:
+    """Open a container for seekable, random-access reads of its plaintext (blobs use ranged
+    reads; see :func:`encrypt_file` for URLs)."""
+    if _remote(storage_options, path):
+        return _amlguard.open_encrypted_location(
+            os.fspath(path), kek=_keks(kek, keks), context=_context(context),
+            storage_options=dict(storage_options or {}),
+        )  # fmt: skip
     return _amlguard.open_encrypted(os.fspath(path), _keks(kek, keks), _context(context))
 
 

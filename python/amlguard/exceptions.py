@@ -34,6 +34,10 @@ __all__ = [
     "AuditLogError",
     "ForgottenError",
     "ConcurrentModificationError",
+    "AzureCredentialError",
+    "KeyVaultError",
+    "KeyVaultAuthenticationError",
+    "KeyVaultPermissionError",
 ]
 
 
@@ -145,3 +149,19 @@ class ForgottenError(AmlguardError):
 
 class ConcurrentModificationError(AmlguardError):
     """A file changed on disk during the run (another writer); amlguard replaced nothing."""
+
+
+class AzureCredentialError(AmlguardError):
+    """No Azure credential could produce a token (the message lists what was tried)."""
+
+
+class KeyVaultError(AmlguardError):
+    """Azure Key Vault failed: unreachable, throttled beyond the retries, wrong key type, ..."""
+
+
+class KeyVaultAuthenticationError(KeyVaultError):
+    """Key Vault rejected the token (HTTP 401): missing, expired or for another tenant."""
+
+
+class KeyVaultPermissionError(KeyVaultError, PermissionError):
+    """The identity lacks a permission on the key (HTTP 403); the message names both."""

@@ -172,7 +172,7 @@ pub(crate) fn luhn_valid(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Try the candidate's ends from the longest to the shortest: the full candidate, then each

@@ -143,7 +143,7 @@ pub(crate) fn unwrap_data_key(
     let mut actionable: Option<Error> = None;
     for wrapped in &header.wrapped_keys {
         for kek in keks.iter().filter(|kek| kek.accepts(&wrapped.key_id)) {
-            match kek.unwrap(&wrapped.wrapped, &wrapped.key_id) {
+            match kek.unwrap_recorded(&wrapped.wrapped, &wrapped.key_id, &wrapped.wrap_algorithm) {
                 Ok(dek) => {
                     if verify_commitment(header, &dek).is_ok() {
                         verify_header_tag(parsed, &dek)?;

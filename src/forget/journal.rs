@@ -98,6 +98,8 @@ pub fn remove_leftovers(file: &Path) {
 impl Journal {
     /// Start a journal (replacing any old one) with these entries.
     pub fn create(path: &Path, entries: &[Entry]) -> Result<Self> {
+        // A run killed while writing its journal leaves the temporary file behind.
+        remove_leftovers(path);
         let mut text = String::new();
         for entry in entries {
             text.push_str(&encode(entry)?);

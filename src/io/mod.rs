@@ -6,9 +6,13 @@
 //! compression codec. CSV input is read with inferred types, except that columns the policy
 //! masks with a string operator are read as text, so that `02139` stays `02139`.
 //!
-//! Object storage (Azure Blob, `az://` URLs) is planned here too; today paths are local.
+//! Azure Blob Storage lives in [`blob`] (`az://` / `abfss://` URLs, block uploads that commit only
+//! when complete, ranged reads); [`location`] encrypts and decrypts between local paths and blobs.
+//! Masking (`mask_file`) still takes local paths only.
 
 pub mod atomic;
+pub mod blob;
+pub mod location;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -75,6 +75,19 @@ pub trait KeyEncryptionKey: Send + Sync {
     /// Unwrap a data key that was wrapped under `key_id` (the id recorded beside it, which
     /// may name an older version than [`key_id`](Self::key_id)).
     fn unwrap(&self, wrapped: &[u8], key_id: &str) -> Result<Zeroizing<Vec<u8>>>;
+
+    /// Unwrap a data key recorded in a header under `key_id` with `wrap_algorithm`. Providers
+    /// whose keys serve several algorithms (Key Vault RSA keys: RSA-OAEP and RSA-OAEP-256)
+    /// use the recorded one; the default ignores it and calls [`unwrap`](Self::unwrap).
+    fn unwrap_recorded(
+        &self,
+        wrapped: &[u8],
+        key_id: &str,
+        wrap_algorithm: &str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let _ = wrap_algorithm;
+        self.unwrap(wrapped, key_id)
+    }
 }
 
 /// The local keyring's KEK: AES-256-KWP under a `kek-wrap` subkey of one keyring key.
@@ -190,7 +203,7 @@ pub(crate) fn kwp_wrap(key: &[u8; 32], dek: &[u8]) -> Result<Vec<u8>> {
 pub(crate) fn kwp_unwrap(key: &[u8; 32], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     // RFC 5649 output is at least two 64-bit blocks. aes-kw 0.2 underflows (panics in debug
     // builds) on a single block, which Wycheproof's vectors exercise, so refuse it here.
-    if wrapped.len() < 16 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 16 || !wrapped.len().is_multiple_of(8) {
         return Err(Error::Decryption);
     }
     let mut out = Zeroizing::new(vec![0u8; wrapped.len() - 8]);
@@ -426,6 +439,16 @@ impl<K: KeyEncryptionKey> KeyEncryptionKey for CachingKek<K> {
     fn unwrap(&self, wrapped: &[u8], key_id: &str) -> Result<Zeroizing<Vec<u8>>> {
         self.cache
             .get_or_unwrap(key_id, wrapped, || self.inner.unwrap(wrapped, key_id))
+    }
+    fn unwrap_recorded(
+        &self,
+        wrapped: &[u8],
+        key_id: &str,
+        wrap_algorithm: &str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.cache.get_or_unwrap(key_id, wrapped, || {
+            self.inner.unwrap_recorded(wrapped, key_id, wrap_algorithm)
+        })
     }
 }
 

@@ -15,9 +15,11 @@
 //! assert_eq!(key.id().to_string(), "pseudonyms@1");
 //! ```
 
+pub mod azure;
 mod kek;
 mod keyring;
 
+pub use azure::{AzureKek, AzureKeyVault, AzureKeyVaultOptions, KeyWrapAlgorithm};
 pub use kek::{
     CachingKek, DekCache, DekCacheLimits, KeyEncryptionKey, LocalKek, AES_256_KWP, LOCAL_PROVIDER,
 };

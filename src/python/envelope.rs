@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use super::keys::PyKek;
+use super::azure::keks_from;
 use super::run::run_blocking;
 use crate::envelope::{
     self, DecryptOptions, DecryptingReader, EncryptOptions, EnvelopeReport, HeaderInfo,
@@ -18,8 +18,8 @@ use crate::envelope::{
 use crate::keys::KeyEncryptionKey;
 use crate::parallel::RunControl;
 
-fn kek_refs<'a>(keks: &'a [PyRef<'a, PyKek>]) -> Vec<&'a dyn KeyEncryptionKey> {
-    keks.iter().map(|k| k.inner.as_ref()).collect()
+fn kek_refs(keks: &[Arc<dyn KeyEncryptionKey>]) -> Vec<&dyn KeyEncryptionKey> {
+    keks.iter().map(|k| k.as_ref()).collect()
 }
 
 fn encrypt_options(segment_size_bytes: Option<usize>, threads: Option<usize>) -> EncryptOptions {
@@ -141,10 +141,11 @@ impl PyHeaderInfo {
 pub(crate) fn encrypt_bytes<'py>(
     py: Python<'py>,
     data: &[u8],
-    keks: Vec<PyRef<'py, PyKek>>,
+    keks: &Bound<'py, PyAny>,
     context: BTreeMap<String, String>,
     segment_size_bytes: Option<usize>,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    let keks = keks_from(keks)?;
     let refs = kek_refs(&keks);
     let options = encrypt_options(segment_size_bytes, None);
     let sealed = py.detach(|| envelope::encrypt_bytes_with(data, &refs, &context, &options))?;
@@ -157,10 +158,11 @@ pub(crate) fn encrypt_bytes<'py>(
 pub(crate) fn decrypt_bytes<'py>(
     py: Python<'py>,
     blob: &[u8],
-    keks: Vec<PyRef<'py, PyKek>>,
+    keks: &Bound<'py, PyAny>,
     context: BTreeMap<String, String>,
     threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyBytes>> {
+    let keks = keks_from(keks)?;
     let refs = kek_refs(&keks);
     let plaintext = py.detach(|| {
         envelope::decrypt_bytes_with(blob, &refs, &context, &DecryptOptions { threads })
@@ -175,11 +177,12 @@ pub(crate) fn encrypt_file<'py>(
     py: Python<'py>,
     source: PathBuf,
     destination: PathBuf,
-    keks: Vec<PyRef<'py, PyKek>>,
+    keks: &Bound<'py, PyAny>,
     context: BTreeMap<String, String>,
     segment_size_bytes: Option<usize>,
     threads: Option<usize>,
 ) -> PyResult<PyEnvelopeReport> {
+    let keks = keks_from(keks)?;
     let refs = kek_refs(&keks);
     let options = encrypt_options(segment_size_bytes, threads);
     let report = run_blocking(py, &RunControl::new(), None, |_| {
@@ -195,10 +198,11 @@ pub(crate) fn decrypt_file<'py>(
     py: Python<'py>,
     source: PathBuf,
     destination: PathBuf,
-    keks: Vec<PyRef<'py, PyKek>>,
+    keks: &Bound<'py, PyAny>,
     context: BTreeMap<String, String>,
     threads: Option<usize>,
 ) -> PyResult<PyEnvelopeReport> {
+    let keks = keks_from(keks)?;
     let refs = kek_refs(&keks);
     let report = run_blocking(py, &RunControl::new(), None, |_| {
         envelope::decrypt_file(
@@ -217,9 +221,10 @@ pub(crate) fn decrypt_file<'py>(
 pub(crate) fn rewrap<'py>(
     py: Python<'py>,
     path: PathBuf,
-    old: Vec<PyRef<'py, PyKek>>,
-    new: Vec<PyRef<'py, PyKek>>,
+    old: &Bound<'py, PyAny>,
+    new: &Bound<'py, PyAny>,
 ) -> PyResult<PyHeaderInfo> {
+    let (old, new) = (keks_from(old)?, keks_from(new)?);
     let (old_refs, new_refs) = (kek_refs(&old), kek_refs(&new));
     let info = py.detach(|| envelope::rewrap(&path, &old_refs, &new_refs))?;
     Ok(info.into())
@@ -363,9 +368,10 @@ impl PyEncryptedFile {
 #[pyfunction]
 pub(crate) fn open_encrypted<'py>(
     path: PathBuf,
-    keks: Vec<PyRef<'py, PyKek>>,
+    keks: &Bound<'py, PyAny>,
     context: BTreeMap<String, String>,
 ) -> PyResult<PyEncryptedFile> {
+    let keks = keks_from(keks)?;
     let refs = kek_refs(&keks);
     let file = File::open(&path).map_err(|e| crate::Error::io("opening", &path, e))?;
     let reader = DecryptingReader::open(file, &refs, &context)?;

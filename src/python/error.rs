@@ -33,6 +33,10 @@ pyo3::import_exception!(amlguard.exceptions, StoragePermissionError);
 pyo3::import_exception!(amlguard.exceptions, AuditLogError);
 pyo3::import_exception!(amlguard.exceptions, ForgottenError);
 pyo3::import_exception!(amlguard.exceptions, ConcurrentModificationError);
+pyo3::import_exception!(amlguard.exceptions, AzureCredentialError);
+pyo3::import_exception!(amlguard.exceptions, KeyVaultError);
+pyo3::import_exception!(amlguard.exceptions, KeyVaultAuthenticationError);
+pyo3::import_exception!(amlguard.exceptions, KeyVaultPermissionError);
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
@@ -64,6 +68,11 @@ impl From<Error> for PyErr {
             Error::AuditLog { .. } => AuditLogError::new_err(message),
             Error::Forgotten { .. } => ForgottenError::new_err(message),
             Error::ConcurrentModification { .. } => ConcurrentModificationError::new_err(message),
+            Error::AzureCredential { .. } => AzureCredentialError::new_err(message),
+            Error::KeyVaultAuthentication { .. } => KeyVaultAuthenticationError::new_err(message),
+            Error::KeyVaultPermission { .. } => KeyVaultPermissionError::new_err(message),
+            Error::KeyVaultKeyNotFound { .. } => KeyNotFoundError::new_err(message),
+            Error::KeyVault { .. } => KeyVaultError::new_err(message),
             Error::Cancelled => PyKeyboardInterrupt::new_err(message),
         }
     }

@@ -5,6 +5,8 @@
 //! Long work goes through [`run::run_blocking`], which releases the GIL and honours Ctrl-C.
 
 mod audit;
+mod azure;
+mod blob;
 mod datasets;
 mod detect;
 mod envelope;
@@ -46,5 +48,12 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<forget::PySubjectKeyStore>()?;
     module.add_function(wrap_pyfunction!(forget::forget_json, module)?)?;
     module.add_function(wrap_pyfunction!(forget::verify_forgotten_json, module)?)?;
+    module.add_class::<azure::PyAzureKeyVault>()?;
+    module.add_class::<azure::PyAzureKek>()?;
+    module.add_class::<blob::PyEncryptedReader>()?;
+    module.add_function(wrap_pyfunction!(blob::encrypt_file, module)?)?;
+    module.add_function(wrap_pyfunction!(blob::decrypt_file, module)?)?;
+    module.add_function(wrap_pyfunction!(blob::open_encrypted, module)?)?;
+    module.add_function(wrap_pyfunction!(blob::mask_location, module)?)?;
     Ok(())
 }
