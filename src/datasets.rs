@@ -180,24 +180,10 @@ impl Rng {
 
 /// Luhn check digit for a string of digits (the digit that makes the whole number valid).
 pub fn luhn_check_digit(payload: &str) -> char {
-    let sum: u32 = payload
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 0 {
-                let doubled = d * 2;
-                if doubled > 9 {
-                    doubled - 9
-                } else {
-                    doubled
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
+    // With a trailing 0 in the check position, the payload's digits sit where Luhn doubles them.
+    let mut digits: Vec<u8> = payload.bytes().map(|b| b.wrapping_sub(b'0')).collect();
+    digits.push(0);
+    let sum = crate::detect::validators::luhn_sum(&digits);
     char::from(b'0' + ((10 - sum % 10) % 10) as u8)
 }
 

@@ -154,7 +154,12 @@ impl Validator {
 
 /// Luhn (mod 10) over decimal digit values.
 pub(crate) fn luhn_valid(digits: &[u8]) -> bool {
-    let sum: u32 = digits
+    luhn_sum(digits).is_multiple_of(10)
+}
+
+/// The Luhn sum of decimal digit values: every second digit from the right doubled.
+pub(crate) fn luhn_sum(digits: &[u8]) -> u32 {
+    digits
         .iter()
         .rev()
         .enumerate()
@@ -171,8 +176,7 @@ pub(crate) fn luhn_valid(digits: &[u8]) -> bool {
                 d
             }
         })
-        .sum();
-    sum.is_multiple_of(10)
+        .sum()
 }
 
 /// Try the candidate's ends from the longest to the shortest: the full candidate, then each

@@ -27,14 +27,14 @@
 //! ```
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Instant;
 
 use super::dek::{unwrap_data_key, wrap_under};
 use super::format::EncryptionContext;
 use super::segment::{header_tag, Layout};
-use super::stream::{from_io, read_header};
+use super::stream::{from_io, pump, read_header};
 use super::{DecryptOptions, DecryptingReader, EncryptOptions, EncryptingWriter, HeaderInfo};
 use crate::error::{Error, Result};
 use crate::io::atomic::{ensure_distinct, AtomicFile};
@@ -79,18 +79,13 @@ pub fn encrypt_file(
     let mut output = AtomicFile::create(destination)?;
     let mut writer = EncryptingWriter::new(output.file_mut(), keks, context, options)?;
     let info = writer.header_info().clone();
-    let mut buffer = vec![0u8; options.segment_size_bytes.clamp(64 * 1024, 8 * 1024 * 1024)];
-    loop {
-        let n = match input.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("reading", source, e)),
-        };
-        writer
-            .write_all(&buffer[..n])
-            .map_err(|e| from_io(e, "writing", &destination.display().to_string()))?;
-    }
+    pump(
+        &mut input,
+        &mut writer,
+        options.segment_size_bytes,
+        &source.display().to_string(),
+        &destination.display().to_string(),
+    )?;
     let plaintext_bytes = writer.plaintext_bytes();
     writer.finish()?;
     let container_bytes = output.commit()?;

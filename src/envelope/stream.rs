@@ -68,6 +68,29 @@ pub(crate) fn from_io(error: std::io::Error, action: &'static str, path: &str) -
     Error::io(action, path, error)
 }
 
+/// Copy all of `input` into `writer` (an [`EncryptingWriter`]) through a buffer of one segment
+/// (clamped to 64 KiB..8 MiB), naming the side that failed in errors.
+pub(crate) fn pump(
+    input: &mut dyn Read,
+    writer: &mut dyn Write,
+    segment_size_bytes: usize,
+    source_name: &str,
+    destination_name: &str,
+) -> Result<()> {
+    let mut buffer = vec![0u8; segment_size_bytes.clamp(64 * 1024, 8 * 1024 * 1024)];
+    loop {
+        let n = match input.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(from_io(e, "reading", source_name)),
+        };
+        writer
+            .write_all(&buffer[..n])
+            .map_err(|e| from_io(e, "writing", destination_name))?;
+    }
+}
+
 /// Worker threads for a batch, and the pool to run them on (none for one thread).
 fn worker_pool(threads: Option<usize>) -> Result<(usize, Option<Arc<rayon::ThreadPool>>)> {
     let threads = threads

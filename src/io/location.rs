@@ -170,18 +170,13 @@ pub fn encrypt(
     let output = Output::create(destination)?;
     let mut writer = EncryptingWriter::new(output, keks, context, options)?;
     let info = writer.header_info().clone();
-    let mut buffer = vec![0u8; options.segment_size_bytes.clamp(64 * 1024, 8 * 1024 * 1024)];
-    loop {
-        let n = match input.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(from_io_error(e, "reading", &source_name)),
-        };
-        writer
-            .write_all(&buffer[..n])
-            .map_err(|e| from_io_error(e, "writing", &destination_name))?;
-    }
+    crate::envelope::pump(
+        &mut input,
+        &mut writer,
+        options.segment_size_bytes,
+        &source_name,
+        &destination_name,
+    )?;
     let plaintext_bytes = writer.plaintext_bytes();
     let output = writer.finish()?;
     let container_bytes = output.commit()?;
