@@ -111,7 +111,9 @@ pub struct EncryptingWriter<W: Write> {
     segment_size: usize,
     batch_segments: usize,
     pool: Option<Arc<rayon::ThreadPool>>,
-    plaintext: Zeroizing<Vec<u8>>,
+    // Plain buffers for data (keys are zeroized, data is not): the plaintext came from the
+    // caller and goes back to it, and volatile zeroing of every batch cost more than AES-GCM.
+    plaintext: Vec<u8>,
     sealed: Vec<u8>,
     usage: UsageMeter,
     failed: bool,
@@ -138,7 +140,7 @@ impl<W: Write> EncryptingWriter<W> {
             segment_size,
             batch_segments: threads,
             pool,
-            plaintext: Zeroizing::new(Vec::with_capacity(segment_size * threads)),
+            plaintext: Vec::with_capacity(segment_size * threads),
             sealed: Vec::new(),
             usage: UsageMeter::default(),
             failed: false,
@@ -376,7 +378,8 @@ impl<R: Read + Seek> DecryptingReader<R> {
     ) -> Result<u64> {
         let (threads, pool) = worker_pool(threads)?;
         let full = self.layout.segment_size as usize + TAG_LEN;
-        let mut batch = Zeroizing::new(Vec::with_capacity(full * threads));
+        // Not zeroized, like the writer's buffers: it holds data the caller receives anyway.
+        let mut batch = Vec::with_capacity(full * threads);
         self.inner
             .seek(SeekFrom::Start(self.payload_start))
             .map_err(|e| from_io(e, "reading", &self.source_name))?;

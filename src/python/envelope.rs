@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -164,10 +164,18 @@ pub(crate) fn decrypt_bytes<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     let keks = keks_from(keks)?;
     let refs = kek_refs(&keks);
-    let plaintext = py.detach(|| {
-        envelope::decrypt_bytes_with(blob, &refs, &context, &DecryptOptions { threads })
-    })?;
-    Ok(PyBytes::new(py, &plaintext))
+    let mut reader = py.detach(|| DecryptingReader::open(Cursor::new(blob), &refs, &context))?;
+    let len = usize::try_from(reader.plaintext_len())
+        .map_err(|_| PyValueError::new_err("plaintext too large for this platform"))?;
+    // Decrypt straight into the new bytes object: no intermediate copy.
+    PyBytes::new_with(py, len, |buffer| {
+        py.detach(|| {
+            let mut out: &mut [u8] = buffer;
+            reader.decrypt_all_to(&mut out, threads, |_| Ok(()))
+        })
+        .map(|_| ())
+        .map_err(PyErr::from)
+    })
 }
 
 /// Encrypt a file into a container (written atomically).

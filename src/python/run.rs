@@ -29,11 +29,17 @@ where
     let mut interrupt: Option<PyErr> = None;
     let outcome = std::thread::scope(|scope| {
         let worker = scope.spawn(|| {
-            let outcome = work(control);
-            let (lock, signal) = &finished;
-            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
-            signal.notify_all();
-            outcome
+            // Signals completion on drop, so a panicking worker still wakes the caller.
+            struct Finished<'a>(&'a (Mutex<bool>, Condvar));
+            impl Drop for Finished<'_> {
+                fn drop(&mut self) {
+                    let (lock, signal) = self.0;
+                    *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                    signal.notify_all();
+                }
+            }
+            let _finished = Finished(&finished);
+            work(control)
         });
         loop {
             let done = py.detach(|| {
