@@ -3,6 +3,7 @@ from __future__ import annotations
 import amlguard as ag
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 
 
 def luhn_ok(number: str) -> bool:
@@ -32,3 +33,37 @@ def test_deterministic_valid_and_in_every_frame_type() -> None:
     assert isinstance(ag.datasets.synthetic_pii(5, output="polars"), pl.DataFrame)
     assert isinstance(ag.datasets.synthetic_pii(5, output="pandas"), pd.DataFrame)
     assert ag.datasets.synthetic_pii(0).num_rows == 0
+
+
+def test_labelled_notes_spans_are_character_offsets_of_their_values() -> None:
+    table = ag.datasets.labelled_notes(2000, seed=3)
+    assert table.equals(ag.datasets.labelled_notes(2000, seed=3))
+    assert not table.equals(ag.datasets.labelled_notes(2000, seed=4))
+    assert table.column_names == ["note", "spans"]
+    assert table.schema.field("spans").type == pa.list_(
+        pa.field(
+            "item",
+            pa.struct(
+                [
+                    pa.field("entity", pa.string(), nullable=False),
+                    pa.field("start", pa.uint64(), nullable=False),
+                    pa.field("end", pa.uint64(), nullable=False),
+                ]
+            ),
+            nullable=False,
+        )
+    )
+    values: dict[str, list[str]] = {}
+    multibyte_before_span = False
+    for row in table.to_pylist():
+        note, spans = row["note"], row["spans"]
+        for span in spans:
+            assert 0 <= span["start"] < span["end"] <= len(note)
+            values.setdefault(span["entity"], []).append(note[span["start"] : span["end"]])
+            multibyte_before_span |= len(note[: span["start"]].encode()) != span["start"]
+    assert multibyte_before_span, "notes hold multi-byte names before some spans"
+    assert all(luhn_ok(card) for card in values["CREDIT_CARD"])
+    assert all(iban_ok(iban.replace(" ", "")) for iban in values["IBAN"])
+    assert all("@" in email and " " not in email for email in values["EMAIL"])
+    assert {"EMAIL", "PHONE", "US_SSN", "IPV4", "DATE", "URL"} <= set(values)
+    assert ag.datasets.labelled_notes(0).num_rows == 0

@@ -10,6 +10,7 @@ __all__ = [
     "MaskReport",
     "mask_file",
     "synthetic_pii",
+    "labelled_notes",
     "Kek",
     "ScanReport",
     "detect",
@@ -119,6 +120,9 @@ def mask_file(
 
 def synthetic_pii(rows: int, seed: int = 0) -> Any:
     """Deterministic synthetic PII table (an Arrow stream object)."""
+
+def labelled_notes(rows: int, seed: int = 0) -> Any:
+    """Synthetic notes with ground-truth spans (an Arrow stream object)."""
 
 @final
 class Kek:

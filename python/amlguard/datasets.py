@@ -4,6 +4,11 @@
 for any thread count: names, e-mails, phones (US, UK, DE, FR, IN formats), SSNs, Luhn-valid card
 numbers of several brands, IBANs with valid check digits, IPv4 addresses, dates of birth, ages,
 ZIP codes, salaries, visit timestamps and a free-text ``note`` with PII embedded in it.
+
+``labelled_notes(n, seed)`` returns free-text notes with their ground truth, to measure
+detection quality: ``note`` and ``spans`` (entity, start, end in characters, end exclusive),
+mixed with hard negatives such as Luhn-invalid card numbers, invalid SSN ranges, version
+strings and dates written like phone numbers.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from ._amlguard import labelled_notes as _labelled_notes
 from ._amlguard import synthetic_pii as _synthetic_pii
 
-__all__ = ["synthetic_pii"]
+__all__ = ["labelled_notes", "synthetic_pii"]
 
 
 def synthetic_pii(
@@ -33,3 +39,14 @@ def synthetic_pii(
     if output == "pandas":
         return table.to_pandas()
     raise ValueError("output must be 'pyarrow', 'polars' or 'pandas'")
+
+
+def labelled_notes(n: int, seed: int = 0) -> pa.Table:
+    """``n`` notes with ground-truth spans as a pyarrow Table: ``note`` and ``spans``.
+
+    ``spans`` is a list of ``{"entity", "start", "end"}`` per note, in character offsets
+    (``note[start:end]`` in Python is the value), the same offsets ``detect`` reports.
+    """
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    return pa.table(_labelled_notes(n, seed))

@@ -27,6 +27,7 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<io::PyMaskReport>()?;
     module.add_function(wrap_pyfunction!(io::mask_file, module)?)?;
     module.add_function(wrap_pyfunction!(datasets::synthetic_pii, module)?)?;
+    module.add_function(wrap_pyfunction!(datasets::labelled_notes, module)?)?;
     module.add_class::<keys::PyKek>()?;
     module.add_class::<detect::PyScanReport>()?;
     module.add_function(wrap_pyfunction!(detect::detect, module)?)?;
