@@ -29,15 +29,15 @@
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
-use std::time::Instant;
 
 use super::dek::{unwrap_data_key, wrap_under};
 use super::format::EncryptionContext;
 use super::segment::{header_tag, Layout};
-use super::stream::{from_io, pump, read_header};
-use super::{DecryptOptions, DecryptingReader, EncryptOptions, EncryptingWriter, HeaderInfo};
+use super::stream::{from_io, read_header};
+use super::{DecryptOptions, EncryptOptions, HeaderInfo};
 use crate::error::{Error, Result};
-use crate::io::atomic::{ensure_distinct, AtomicFile};
+use crate::io::atomic::AtomicFile;
+use crate::io::location::{self, Location};
 use crate::keys::KeyEncryptionKey;
 
 /// What an encrypt or decrypt call did.
@@ -73,35 +73,14 @@ pub fn encrypt_file(
     context: &EncryptionContext,
     options: &EncryptOptions,
 ) -> Result<EnvelopeReport> {
-    let started = Instant::now();
-    ensure_distinct(source, destination)?;
-    let mut input = File::open(source).map_err(|e| Error::io("opening", source, e))?;
-    let mut output = AtomicFile::create(destination)?;
-    let mut writer = EncryptingWriter::new(output.file_mut(), keks, context, options)?;
-    let info = writer.header_info().clone();
-    pump(
-        &mut input,
-        &mut writer,
-        options.segment_size_bytes,
-        &source.display().to_string(),
-        &destination.display().to_string(),
-    )?;
-    let plaintext_bytes = writer.plaintext_bytes();
-    writer.finish()?;
-    let container_bytes = output.commit()?;
-    let segments = Layout::of_payload(
-        info.segment_size_bytes,
-        container_bytes.saturating_sub(info.header_len_bytes),
+    // One implementation for files and blobs: a local path is one kind of location.
+    location::encrypt(
+        &Location::Local(source.to_path_buf()),
+        &Location::Local(destination.to_path_buf()),
+        keks,
+        context,
+        options,
     )
-    .map(|layout| layout.segments)
-    .unwrap_or_default();
-    Ok(EnvelopeReport {
-        plaintext_bytes,
-        container_bytes,
-        segments,
-        key_ids: info.key_ids(),
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-    })
 }
 
 /// Decrypt the container `source` into `destination`. The destination appears only after every
@@ -113,22 +92,13 @@ pub fn decrypt_file(
     expected_context: &EncryptionContext,
     options: &DecryptOptions,
 ) -> Result<EnvelopeReport> {
-    let started = Instant::now();
-    ensure_distinct(source, destination)?;
-    let input = File::open(source).map_err(|e| Error::io("opening", source, e))?;
-    let container_bytes = file_len(&input, source)?;
-    let mut reader = DecryptingReader::open_named(input, keks, expected_context, quoted(source))?;
-    let info = reader.header_info().clone();
-    let mut output = AtomicFile::create(destination)?;
-    let plaintext_bytes = reader.decrypt_all_to(output.file_mut(), options.threads, |_| Ok(()))?;
-    output.commit()?;
-    Ok(EnvelopeReport {
-        plaintext_bytes,
-        container_bytes,
-        segments: info.segments.unwrap_or_default(),
-        key_ids: info.key_ids(),
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-    })
+    location::decrypt(
+        &Location::Local(source.to_path_buf()),
+        &Location::Local(destination.to_path_buf()),
+        keks,
+        expected_context,
+        options,
+    )
 }
 
 /// Re-wrap the container at `path` for key rotation: recover its DEK with one of `old_keks`,
