@@ -12,6 +12,8 @@ import concurrent.futures
 import json
 import os
 import ssl
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -211,6 +213,51 @@ def test_credentials_environment_and_managed_identities(
     monkeypatch.setenv("AZURE_CLIENT_ID", kv.managed_identity_client_id)
     assert "Azure ML compute managed identity (user-assigned" in round_trip()
     assert kv.calls["token:azure_ml"] == 1
+
+
+CREDENTIAL_IN_NETNS = Path(__file__).parent / "support" / "credential_in_netns.py"
+
+
+def run_in_own_network_namespace(mode: str) -> dict[str, Any]:
+    """Run support/credential_in_netns.py in a fresh network namespace (needs root, as on the
+    project's machines and CI) and return what it printed."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a network namespace needs root")
+    started = time.monotonic()
+    result = subprocess.run(
+        ["unshare", "--net", sys.executable, str(CREDENTIAL_IN_NETNS), mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    report["elapsed_seconds"] = time.monotonic() - started
+    return report
+
+
+def test_managed_identity_through_imds_at_its_fixed_address() -> None:
+    # The official credential calls http://169.254.169.254 (not configurable); in a network
+    # namespace of its own that address is ours, as it is the platform's on an Azure VM.
+    report = run_in_own_network_namespace("imds")
+    assert report["round_trip_ok"] is True
+    assert report["identity"] == "managed identity via IMDS (system-assigned)"
+    assert report["calls"]["token:imds"] == 1
+    assert report["calls"]["wrapkey"] == 1 and report["calls"]["unwrapkey"] == 1
+
+
+def test_azure_cli_login_is_used_when_no_managed_identity_answers() -> None:
+    # No environment credential and no IMDS: the chain must give up on IMDS at once (a probe,
+    # not the official credential's 72 s of retries) and take the Azure CLI's token.
+    report = run_in_own_network_namespace("cli")
+    assert report["round_trip_ok"] is True
+    assert report["identity"] == "Azure CLI login"
+    assert report["cli_arguments"] == [
+        ["account", "get-access-token", "-o", "json", "--scope", "https://vault.azure.net/.default"]
+    ]
+    assert "token:imds" not in report["calls"]
+    assert report["elapsed_seconds"] < 30
 
 
 def test_python_credential_is_called_once_and_tokens_are_cached(kv: KeyVaultServer) -> None:

@@ -645,12 +645,15 @@ class KeyVaultServer:
         }
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def start(self) -> KeyVaultServer:
+    def start(self, managed_identity_address: tuple[str, int] = ("127.0.0.1", 0)) -> KeyVaultServer:
+        """Serve the vault over HTTPS on a free port of 127.0.0.1 and the managed-identity
+        endpoints over plain HTTP at ``managed_identity_address`` (the IMDS test binds it to
+        169.254.169.254:80 inside a network namespace of its own)."""
         vault = _QuietServer(("127.0.0.1", 0), _handler(self, tls=True))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self._cert_file, self._key_file)
         vault.socket = context.wrap_socket(vault.socket, server_side=True)
-        msi = _QuietServer(("127.0.0.1", 0), _handler(self, tls=False))
+        msi = _QuietServer(managed_identity_address, _handler(self, tls=False))
         self.port = vault.server_address[1]
         self.msi_port = msi.server_address[1]
         for server in (vault, msi):

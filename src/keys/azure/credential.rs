@@ -11,7 +11,8 @@
 //! 3. managed identity: `MSI_ENDPOINT` + `MSI_SECRET` (Azure ML compute instances; our
 //!    [`AzureMlManagedIdentityCredential`], the documented REST protocol over azure_core), else
 //!    `azure_identity::ManagedIdentityCredential` (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER` as on
-//!    App Service and AML online endpoints, otherwise IMDS on VMs and compute clusters);
+//!    App Service and AML online endpoints, otherwise IMDS on VMs and compute clusters, behind
+//!    a one-second reachability probe so that off Azure the chain moves on at once);
 //!    a user-assigned identity is chosen with `AZURE_CLIENT_ID`;
 //! 4. Azure CLI (`az account get-access-token`).
 //!
@@ -120,12 +121,17 @@ impl DefaultCredentialChain {
             } else {
                 "managed identity via IMDS"
             };
-            let credential =
+            let official: Arc<dyn TokenCredential> =
                 ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
                     client_options: client_options(&transport),
                 }))
                 .map_err(|e| credential_error("managed identity", &e))?;
+            let credential: Arc<dyn TokenCredential> = if env("IDENTITY_ENDPOINT").is_some() {
+                official
+            } else {
+                Arc::new(ImdsProbedCredential::new(official))
+            };
             sources.push(NamedCredential {
                 description: format!("{kind} ({assigned})"),
                 credential,
@@ -206,6 +212,69 @@ impl TokenCredential for DefaultCredentialChain {
                 failures.join("; ")
             ),
         ))
+    }
+}
+
+/// The address the official IMDS credential calls (fixed by the platform: every Azure VM and
+/// AML compute cluster node answers there).
+const IMDS_SOCKET_ADDRESS: ([u8; 4], u16) = ([169, 254, 169, 254], 80);
+
+/// How long the reachability probe waits for IMDS to accept a connection. On Azure it answers
+/// in milliseconds; off Azure the address leads nowhere and would otherwise cost the official
+/// credential's full retry budget (up to 72 s) before the chain reaches the Azure CLI.
+const IMDS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The IMDS managed identity behind a one-time reachability probe, as the Python
+/// `DefaultAzureCredential` does: when nothing accepts a connection at the IMDS address within
+/// [`IMDS_PROBE_TIMEOUT`], the source reports itself unavailable at once (and for the rest of
+/// its life) so the chain moves on; once IMDS is reachable, the official credential's own
+/// retry guidance applies unchanged.
+#[derive(Debug)]
+struct ImdsProbedCredential {
+    official: Arc<dyn TokenCredential>,
+    reachable: OnceLock<bool>,
+}
+
+impl ImdsProbedCredential {
+    fn new(official: Arc<dyn TokenCredential>) -> Self {
+        Self {
+            official,
+            reachable: OnceLock::new(),
+        }
+    }
+
+    fn probe() -> bool {
+        let (ip, port) = IMDS_SOCKET_ADDRESS;
+        let address = std::net::SocketAddr::from((ip, port));
+        std::net::TcpStream::connect_timeout(&address, IMDS_PROBE_TIMEOUT).is_ok()
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for ImdsProbedCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let reachable = match self.reachable.get() {
+            Some(known) => *known,
+            None => {
+                // A blocking connect of at most IMDS_PROBE_TIMEOUT, once per chain.
+                let probed = tokio::task::spawn_blocking(Self::probe)
+                    .await
+                    .unwrap_or(false);
+                *self.reachable.get_or_init(|| probed)
+            }
+        };
+        if !reachable {
+            return Err(AzureError::with_message(
+                AzureErrorKind::Credential,
+                "the Instance Metadata Service (169.254.169.254) is not reachable: not on an \
+                 Azure VM or compute cluster",
+            ));
+        }
+        self.official.get_token(scopes, options).await
     }
 }
 
