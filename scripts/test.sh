@@ -18,6 +18,10 @@ step "installing test dependencies"
     "nbclient>=0.10" "nbformat>=5" "ipykernel>=6" \
     "azure-keyvault-keys>=4.9" "azure-identity>=1.17" "azure-storage-blob>=12.20"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# unshare and ip: the IMDS and Azure CLI credential tests run in a network namespace of their own.
+if ! command -v unshare >/dev/null || ! command -v ip >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq util-linux iproute2 >/dev/null
+fi
 # Azurite (Azure Blob Storage emulator) for tests/test_blob.py; the tests start and stop it.
 AZURITE_CACHE="${AMLGUARD_AZURITE_CACHE:-$HOME/.cache/amlguard-azurite}"
 [ -x "$AZURITE_CACHE/node_modules/.bin/azurite-blob" ] ||
