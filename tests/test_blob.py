@@ -286,6 +286,76 @@ def test_mask_parquet_between_blob_datasets(
         )
 
 
+def test_blob_masking_streams_without_local_staging(
+    tmp_path: Path,
+    azurite: Azurite,
+    blobs: BlobServiceClient,
+    people: pa.Table,
+    keyring: ag.LocalKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nothing may be written to the temporary directory: blobs are read by range and written
+    # by block upload, never staged on local disk.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    local = tmp_path / "groups.parquet"
+    pq.write_table(people, local, row_group_size=500, compression="zstd")
+    blobs.get_blob_client("raw", "stream/groups.parquet").upload_blob(local.read_bytes())
+    csv_buffer = io.BytesIO()
+    pacsv.write_csv(people.select(["person_id", "email", "zip"]), csv_buffer)
+    blobs.get_blob_client("raw", "stream/people.csv").upload_blob(csv_buffer.getvalue())
+    policy = ag.Policy.from_dict(MASK_POLICY)
+
+    report = ag.mask_parquet(
+        "az://raw/stream/",
+        "az://curated/stream/",
+        policy,
+        keyring=keyring,
+        storage_options=azurite.storage_options,
+    )
+    assert report.files == 2 and report.rows == 2 * people.num_rows
+    assert list(scratch.iterdir()) == []
+    out = tmp_path / "masked.parquet"
+    out.write_bytes(blob_bytes(blobs, "curated", "stream/groups.parquet"))
+    masked = pq.ParquetFile(out)
+    # Row groups and codec are kept, as for local files.
+    assert masked.metadata.num_row_groups == 4
+    assert masked.metadata.row_group(0).column(0).compression == "ZSTD"
+    assert masked.read().equals(policy.apply(people, keyring=keyring))
+    csv_masked = pacsv.read_csv(io.BytesIO(blob_bytes(blobs, "curated", "stream/people.csv")))
+    expected = policy.apply(people.select(["person_id", "email", "zip"]), keyring=keyring)
+    emails = [e or "" for e in expected.column("email").to_pylist()]  # CSV: null -> ""
+    assert csv_masked.column("email").to_pylist() == emails
+
+    # A policy naming a column the data lacks fails before anything is written.
+    broken = ag.Policy.from_dict({"columns": {"no_such_column": {"op": "redact"}}})
+    with pytest.raises(ag.ColumnNotFoundError, match="no_such_column"):
+        ag.mask_parquet(
+            "az://raw/stream/groups.parquet",
+            "az://curated/broken/groups.parquet",
+            broken,
+            keyring=keyring,
+            storage_options=azurite.storage_options,
+        )
+    assert not blob_exists(blobs, "curated", "broken/groups.parquet")
+
+    # A truncated Parquet blob is a typed error, and the output blob never appears.
+    blobs.get_blob_client("raw", "stream-bad/cut.parquet").upload_blob(
+        local.read_bytes()[: local.stat().st_size // 2]
+    )
+    with pytest.raises(ag.InvalidDataError):
+        ag.mask_parquet(
+            "az://raw/stream-bad/cut.parquet",
+            "az://curated/stream-bad/cut.parquet",
+            policy,
+            keyring=keyring,
+            storage_options=azurite.storage_options,
+        )
+    assert not blob_exists(blobs, "curated", "stream-bad/cut.parquet")
+    assert list(scratch.iterdir()) == []
+
+
 def _python_encrypt_upload(blobs: BlobServiceClient, data: bytes, key: bytes) -> float:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 

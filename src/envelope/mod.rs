@@ -56,7 +56,9 @@ pub use format::{
     MAX_KEY_SECTION_BYTES, MAX_SEGMENT_SIZE_BYTES, MAX_WRAPPED_KEYS, MIN_SEGMENT_SIZE_BYTES,
 };
 pub use segment::{MAX_PLAINTEXT_BYTES_PER_DEK, MAX_SEGMENTS_PER_DEK, TAG_LEN};
-pub(crate) use stream::{from_io as from_io_error, pump, to_io as to_io_error};
+#[cfg(feature = "python")]
+pub(crate) use stream::from_io as from_io_error;
+pub(crate) use stream::{pump, to_io as to_io_error};
 pub use stream::{DecryptingReader, EncryptingWriter};
 
 use crate::error::Result;

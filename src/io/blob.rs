@@ -378,6 +378,15 @@ impl BlobLocation {
         })
     }
 
+    /// Random access for the Parquet reader: the footer and each column chunk are fetched
+    /// with one ranged GET each, so masking reads only what it decodes.
+    pub fn chunks(&self) -> Result<BlobChunks> {
+        Ok(BlobChunks {
+            location: self.clone(),
+            len: self.size()?,
+        })
+    }
+
     /// A writer whose content becomes the blob only when [`BlobWriter::finish`] succeeds.
     pub fn writer(&self) -> Result<BlobWriter> {
         Ok(BlobWriter {
@@ -409,6 +418,58 @@ impl ReadStats {
     /// Bytes fetched.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// A blob as a Parquet [`ChunkReader`](parquet::file::reader::ChunkReader): cheap to clone,
+/// every request a ranged GET of exactly the bytes asked for.
+#[derive(Clone, Debug)]
+pub struct BlobChunks {
+    location: BlobLocation,
+    len: u64,
+}
+
+impl parquet::file::reader::Length for BlobChunks {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl parquet::file::reader::ChunkReader for BlobChunks {
+    type T = BlobReader;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<BlobReader> {
+        let mut reader = BlobReader {
+            location: self.location.clone(),
+            len: self.len,
+            position: 0,
+            buffer: Bytes::new(),
+            buffer_start: 0,
+            read_ahead: self.location.options.read_ahead_bytes(),
+            window: 0,
+            stats: Arc::new(ReadStats::default()),
+        };
+        reader.seek(SeekFrom::Start(start))?;
+        Ok(reader)
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let end = start.saturating_add(length as u64).min(self.len);
+        let fetched = block_on(
+            self.location
+                .store
+                .get_range(&self.location.path, start..end),
+        )
+        .and_then(|r| r.map_err(|e| storage_error("reading", &self.location.url, e)))
+        .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+        if fetched.len() != length {
+            return Err(parquet::errors::ParquetError::EOF(format!(
+                "'{}' ended {} bytes into a {length}-byte range at {start}",
+                self.location.url,
+                fetched.len()
+            )));
+        }
+        Ok(fetched)
     }
 }
 

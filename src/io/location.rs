@@ -32,8 +32,8 @@ use std::time::Instant;
 use super::atomic::{ensure_distinct, AtomicFile};
 use super::blob::{is_blob_url, BlobLocation, StorageOptions};
 use crate::envelope::{
-    from_io_error, DecryptOptions, DecryptingReader, EncryptOptions, EncryptingWriter,
-    EncryptionContext, EnvelopeReport,
+    DecryptOptions, DecryptingReader, EncryptOptions, EncryptingWriter, EncryptionContext,
+    EnvelopeReport,
 };
 use crate::error::{Error, Result};
 use crate::keys::KeyEncryptionKey;
@@ -83,7 +83,15 @@ impl Location {
         }
     }
 
-    fn reader(&self) -> Result<(Box<dyn ReadSeek>, u64)> {
+    /// The path whose extension names the format: the local path, or the blob's name.
+    pub(crate) fn file_path(&self) -> PathBuf {
+        match self {
+            Location::Local(path) => path.clone(),
+            Location::Blob(blob) => PathBuf::from(blob.file_name()),
+        }
+    }
+
+    pub(crate) fn reader(&self) -> Result<(Box<dyn ReadSeek>, u64)> {
         match self {
             Location::Local(path) => {
                 let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
@@ -103,7 +111,7 @@ impl Location {
 }
 
 /// Refuse reading and writing the same place.
-fn check_distinct(source: &Location, destination: &Location) -> Result<()> {
+pub(crate) fn check_distinct(source: &Location, destination: &Location) -> Result<()> {
     match (source, destination) {
         (Location::Local(a), Location::Local(b)) => ensure_distinct(a, b),
         (Location::Blob(a), Location::Blob(b)) if a.url() == b.url() => Err(Error::invalid_data(
@@ -118,20 +126,20 @@ fn check_distinct(source: &Location, destination: &Location) -> Result<()> {
 }
 
 /// An output that appears only when committed.
-enum Output {
+pub(crate) enum Output {
     Local(AtomicFile),
     Blob(super::blob::BlobWriter),
 }
 
 impl Output {
-    fn create(location: &Location) -> Result<Self> {
+    pub(crate) fn create(location: &Location) -> Result<Self> {
         Ok(match location {
             Location::Local(path) => Output::Local(AtomicFile::create(path)?),
             Location::Blob(blob) => Output::Blob(blob.writer()?),
         })
     }
 
-    fn commit(self) -> Result<u64> {
+    pub(crate) fn commit(self) -> Result<u64> {
         match self {
             Output::Local(file) => file.commit(),
             Output::Blob(writer) => writer.finish(),
@@ -234,10 +242,10 @@ pub fn open_encrypted(
 /// Mask a file or dataset where either end may be Azure Blob Storage: `az://container/file`
 /// or a "directory" `az://container/prefix/` of Parquet/CSV blobs, or local paths.
 ///
-/// Blob inputs are streamed (ranged reads) into a private temporary directory, masked there by
-/// [`super::mask_file`] exactly as local files are, and the outputs streamed up as block blobs
-/// that each commit only when complete. Memory stays bounded; the temporary directory needs
-/// room for the input and the output and is removed afterwards.
+/// Nothing is staged on local disk: a Parquet blob is read with ranged GETs (its footer, then
+/// the column chunks of one row group at a time), a CSV blob as a stream, and each output is
+/// uploaded in blocks while it is written and committed only when complete, so memory stays
+/// bounded by the row groups in flight and a failed run leaves no output.
 pub fn mask(
     source: &str,
     destination: &str,
@@ -247,7 +255,6 @@ pub fn mask(
     options: &super::MaskOptions,
     control: &crate::parallel::RunControl,
 ) -> Result<super::MaskReport> {
-    let started = Instant::now();
     let (source_blob, destination_blob) = (is_blob_url(source), is_blob_url(destination));
     for text in [source, destination] {
         // Refuse unsupported schemes up front; blob URLs are checked when they are used.
@@ -274,102 +281,74 @@ pub fn mask(
             format!("the output '{destination}' is the input itself; write to another place"),
         ));
     }
-    let staging = tempfile::Builder::new()
-        .prefix("amlguard-mask-")
-        .tempdir()
-        .map_err(|e| Error::io("creating a temporary directory in", std::env::temp_dir(), e))?;
-    let staged_in = staging.path().join("in");
-    let staged_out = staging.path().join("out");
-    for directory in [&staged_in, &staged_out] {
-        std::fs::create_dir(directory).map_err(|e| Error::io("creating", directory, e))?;
-    }
 
-    let source_is_directory;
-    let local_source = if source_blob {
-        source_is_directory = source.ends_with('/');
-        if source_is_directory {
-            for blob in BlobLocation::list_dataset(source, storage)? {
-                control.check()?;
-                download(&blob, &staged_in.join(blob.file_name()))?;
-            }
-            staged_in.clone()
+    // (input, its file name) for every file of the dataset.
+    let (inputs, source_is_directory): (Vec<(Location, String)>, bool) = if source_blob {
+        if source.ends_with('/') {
+            let blobs = BlobLocation::list_dataset(source, storage)?;
+            let named = blobs
+                .into_iter()
+                .map(|blob| {
+                    let name = blob.file_name().to_owned();
+                    (Location::Blob(blob), name)
+                })
+                .collect();
+            (named, true)
         } else {
             let blob = BlobLocation::parse(source, storage)?;
-            let local = staged_in.join(blob.file_name());
-            download(&blob, &local)?;
-            local
+            let name = blob.file_name().to_owned();
+            (vec![(Location::Blob(blob), name)], false)
         }
     } else {
         let path = PathBuf::from(source);
-        source_is_directory = path.is_dir();
-        path
-    };
-
-    let local_destination = if destination_blob {
-        if source_is_directory {
-            staged_out.clone()
-        } else {
-            let name = destination.rsplit('/').next().unwrap_or_default();
-            if name.is_empty() {
-                return Err(Error::InvalidArgument {
-                    name: "url",
-                    message: format!("'{destination}' names no blob for a single input file"),
-                });
-            }
-            staged_out.join(name)
-        }
-    } else {
-        PathBuf::from(destination)
-    };
-
-    let mut report = super::mask_file(
-        &local_source,
-        &local_destination,
-        policy,
-        keys,
-        options,
-        control,
-    )?;
-
-    if destination_blob {
-        if source_is_directory {
-            let base = destination.trim_end_matches('/');
-            let mut outputs: Vec<PathBuf> = std::fs::read_dir(&staged_out)
-                .map_err(|e| Error::io("listing", &staged_out, e))?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|path| path.is_file())
+        if path.is_dir() {
+            let named = super::dataset_files(&path)?
+                .into_iter()
+                .map(|file| {
+                    let name = file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    (Location::Local(file), name)
+                })
                 .collect();
-            outputs.sort();
-            for output in outputs {
-                control.check()?;
-                let name = output.file_name().unwrap_or_default().to_string_lossy();
-                let blob = BlobLocation::parse(&format!("{base}/{name}"), storage)?;
-                upload(&output, &blob)?;
-            }
+            (named, true)
         } else {
-            upload(
-                &local_destination,
-                &BlobLocation::parse(destination, storage)?,
-            )?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (vec![(Location::Local(path), name)], false)
         }
+    };
+
+    let output_for = |name: &str| -> Result<Location> {
+        if !source_is_directory {
+            return Location::parse(destination, storage);
+        }
+        if destination_blob {
+            let base = destination.trim_end_matches('/');
+            Ok(Location::Blob(BlobLocation::parse(
+                &format!("{base}/{name}"),
+                storage,
+            )?))
+        } else {
+            Ok(Location::Local(PathBuf::from(destination).join(name)))
+        }
+    };
+    if source_is_directory && !destination_blob {
+        std::fs::create_dir_all(destination)
+            .map_err(|e| Error::io("creating directory", PathBuf::from(destination), e))?;
     }
-    report.elapsed_seconds = started.elapsed().as_secs_f64();
-    Ok(report)
-}
-
-fn download(blob: &BlobLocation, local: &std::path::Path) -> Result<()> {
-    let mut reader = blob.reader()?;
-    let mut file = File::create(local).map_err(|e| Error::io("creating", local, e))?;
-    std::io::copy(&mut reader, &mut file)
-        .map_err(|e| from_io_error(e, "downloading", &format!("'{}'", blob.url())))?;
-    Ok(())
-}
-
-fn upload(local: &std::path::Path, blob: &BlobLocation) -> Result<()> {
-    let mut file = File::open(local).map_err(|e| Error::io("opening", local, e))?;
-    let mut writer = blob.writer()?;
-    std::io::copy(&mut file, &mut writer)
-        .map_err(|e| from_io_error(e, "uploading", &format!("'{}'", blob.url())))?;
-    writer.finish()?;
-    Ok(())
+    if !source_is_directory && destination_blob && destination.ends_with('/') {
+        return Err(Error::InvalidArgument {
+            name: "url",
+            message: format!("'{destination}' names no blob for a single input file"),
+        });
+    }
+    let pairs = inputs
+        .into_iter()
+        .map(|(input, name)| Ok((input, output_for(&name)?)))
+        .collect::<Result<Vec<_>>>()?;
+    super::mask_pairs(&pairs, policy, keys, options, control)
 }

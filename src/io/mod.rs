@@ -7,14 +7,16 @@
 //! masks with a string operator are read as text, so that `02139` stays `02139`.
 //!
 //! Azure Blob Storage lives in [`blob`] (`az://` / `abfss://` URLs, block uploads that commit only
-//! when complete, ranged reads); [`location`] encrypts and decrypts between local paths and blobs.
-//! Masking (`mask_file`) still takes local paths only.
+//! when complete, ranged reads); [`location`] encrypts, decrypts and masks between local paths
+//! and blobs. Masking streams at both ends: a Parquet blob is read with ranged GETs of the
+//! footer and the column chunks it needs, and the output is uploaded in blocks as it is written.
 
 pub mod atomic;
 pub mod blob;
 pub mod location;
 
 use std::fs::File;
+use std::io::{SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,8 +27,10 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{ChunkReader, Length};
 
-use self::atomic::{ensure_distinct, AtomicFile};
+use self::blob::BlobChunks;
+use self::location::{Location, ReadSeek};
 use crate::error::{Error, Result};
 use crate::keys::KeyProvider;
 use crate::parallel::RunControl;
@@ -109,6 +113,35 @@ pub fn mask_file(
     options: &MaskOptions,
     control: &RunControl,
 ) -> Result<MaskReport> {
+    let metadata = std::fs::metadata(source).map_err(|e| Error::io("opening", source, e))?;
+    let pairs = if metadata.is_dir() {
+        std::fs::create_dir_all(destination)
+            .map_err(|e| Error::io("creating directory", destination, e))?;
+        dataset_files(source)?
+            .into_iter()
+            .map(|input| {
+                let relative = input.strip_prefix(source).unwrap_or(&input);
+                let output = destination.join(relative);
+                (Location::Local(input), Location::Local(output))
+            })
+            .collect()
+    } else {
+        vec![(
+            Location::Local(source.to_path_buf()),
+            Location::Local(destination.to_path_buf()),
+        )]
+    };
+    mask_pairs(&pairs, policy, keys, options, control)
+}
+
+/// Mask each `(input, output)` pair in turn, wherever they live, into one report.
+pub(crate) fn mask_pairs(
+    pairs: &[(Location, Location)],
+    policy: &Policy,
+    keys: &dyn KeyProvider,
+    options: &MaskOptions,
+    control: &RunControl,
+) -> Result<MaskReport> {
     let started = Instant::now();
     let mut report = MaskReport {
         policy_fingerprint: policy.fingerprint(),
@@ -120,24 +153,8 @@ pub fn mask_file(
             .collect(),
         ..Default::default()
     };
-    let metadata = std::fs::metadata(source).map_err(|e| Error::io("opening", source, e))?;
-    if metadata.is_dir() {
-        let inputs = dataset_files(source)?;
-        std::fs::create_dir_all(destination)
-            .map_err(|e| Error::io("creating directory", destination, e))?;
-        for input in inputs {
-            let relative = input.strip_prefix(source).unwrap_or(&input);
-            mask_one(
-                &input,
-                &destination.join(relative),
-                policy,
-                keys,
-                options,
-                control,
-                &mut report,
-            )?;
-        }
-    } else {
+    for (source, destination) in pairs {
+        control.check()?;
         mask_one(
             source,
             destination,
@@ -176,96 +193,65 @@ fn dataset_files(directory: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn mask_one(
-    source: &Path,
-    destination: &Path,
+    source: &Location,
+    destination: &Location,
     policy: &Policy,
     keys: &dyn KeyProvider,
     options: &MaskOptions,
     control: &RunControl,
     report: &mut MaskReport,
 ) -> Result<()> {
-    ensure_distinct(source, destination)?;
-    let input_format = FileFormat::from_path(source)?;
-    let output_format = FileFormat::from_path(destination)?;
-    let input = File::open(source).map_err(|e| Error::io("opening", source, e))?;
-    report.input_bytes += input
-        .metadata()
-        .map_err(|e| Error::io("reading", source, e))?
-        .len();
-    let mut output = AtomicFile::create(destination)?;
-    let rows = match input_format {
-        FileFormat::Parquet => {
-            let metadata = ArrowReaderMetadata::load(&input, Default::default())?;
-            let compiled = policy.compile(Arc::clone(metadata.schema()), keys)?;
-            let file_metadata = metadata.metadata();
-            control.set_rows_total(
-                control.rows_total()
-                    + u64::try_from(file_metadata.file_metadata().num_rows()).unwrap_or(0),
-            );
-            let row_groups = file_metadata.num_row_groups();
-            let largest_row_group = (0..row_groups)
-                .map(|i| file_metadata.row_group(i).num_rows())
-                .max()
-                .and_then(|rows| usize::try_from(rows).ok())
-                .filter(|rows| *rows > 0)
-                .unwrap_or(1024 * 1024);
-            let compression = if row_groups > 0 && file_metadata.row_group(0).num_columns() > 0 {
-                file_metadata.row_group(0).column(0).compression()
-            } else {
-                Compression::SNAPPY
-            };
-            let mut sink = Sink::open(
-                output_format,
-                output.file_mut(),
-                &compiled,
-                compression,
-                largest_row_group,
-            )?;
-            let mut rows = 0u64;
-            for row_group in 0..row_groups {
-                let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                    input
-                        .try_clone()
-                        .map_err(|e| Error::io("reading", source, e))?,
-                    metadata.clone(),
-                )
-                .with_row_groups(vec![row_group])
-                .with_batch_size(options.batch_rows)
-                .build()?;
-                for batch in reader {
-                    rows += mask_batch(&compiled, batch?, rows, options, control, &mut sink)?;
-                }
-                sink.end_row_group()?;
-            }
-            sink.finish()?;
-            rows
+    location::check_distinct(source, destination)?;
+    let input_format = FileFormat::from_path(&source.file_path())?;
+    let output_format = FileFormat::from_path(&destination.file_path())?;
+    let mut output = location::Output::create(destination)?;
+    let rows = match (input_format, source) {
+        (FileFormat::Parquet, Location::Local(path)) => {
+            let input = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+            report.input_bytes += input
+                .metadata()
+                .map_err(|e| Error::io("reading", path, e))?
+                .len();
+            let reopen = |file: &File| file.try_clone().map_err(|e| Error::io("reading", path, e));
+            let parquet_output = (output_format, &mut output as &mut (dyn Write + Send));
+            mask_parquet(
+                input,
+                reopen,
+                parquet_output,
+                policy,
+                keys,
+                options,
+                control,
+            )?
         }
-        FileFormat::Csv => {
-            let format = arrow_csv::reader::Format::default().with_header(true);
-            let (inferred, _) = format
-                .infer_schema(&input, Some(10_000))
-                .map_err(|e| Error::from(e).in_csv(source))?;
-            let schema = text_for_string_rules(&inferred, policy);
-            let compiled = policy.compile(Arc::clone(&schema), keys)?;
-            let input = File::open(source).map_err(|e| Error::io("opening", source, e))?;
-            let reader = arrow_csv::ReaderBuilder::new(schema)
-                .with_format(format)
-                .with_batch_size(options.batch_rows)
-                .build(input)?;
-            let mut sink = Sink::open(
+        (FileFormat::Parquet, Location::Blob(blob)) => {
+            let input = blob.chunks()?;
+            report.input_bytes += input.len();
+            let reopen = |chunks: &BlobChunks| Ok(chunks.clone());
+            let parquet_output = (output_format, &mut output as &mut (dyn Write + Send));
+            mask_parquet(
+                input,
+                reopen,
+                parquet_output,
+                policy,
+                keys,
+                options,
+                control,
+            )?
+        }
+        (FileFormat::Csv, _) => {
+            let (mut input, len) = source.reader()?;
+            report.input_bytes += len;
+            mask_csv(
+                &mut input,
+                &source.display_name(),
                 output_format,
-                output.file_mut(),
-                &compiled,
-                Compression::SNAPPY,
-                1024 * 1024,
-            )?;
-            let mut rows = 0u64;
-            for batch in reader {
-                let batch = batch.map_err(|e| Error::from(e).in_csv(source))?;
-                rows += mask_batch(&compiled, batch, rows, options, control, &mut sink)?;
-            }
-            sink.finish()?;
-            rows
+                &mut output,
+                policy,
+                keys,
+                options,
+                control,
+            )?
         }
     };
     report.output_bytes += output.commit()?;
@@ -274,12 +260,105 @@ fn mask_one(
     Ok(())
 }
 
+/// Mask one Parquet input row group by row group, keeping its row-group sizes and codec.
+/// `reopen` gives the row-group readers their own handle on the input.
+fn mask_parquet<R: ChunkReader + 'static>(
+    input: R,
+    reopen: impl Fn(&R) -> Result<R>,
+    (output_format, output): (FileFormat, &mut (dyn Write + Send)),
+    policy: &Policy,
+    keys: &dyn KeyProvider,
+    options: &MaskOptions,
+    control: &RunControl,
+) -> Result<u64> {
+    let metadata = ArrowReaderMetadata::load(&input, Default::default())?;
+    let compiled = policy.compile(Arc::clone(metadata.schema()), keys)?;
+    let file_metadata = metadata.metadata();
+    control.set_rows_total(
+        control.rows_total() + u64::try_from(file_metadata.file_metadata().num_rows()).unwrap_or(0),
+    );
+    let row_groups = file_metadata.num_row_groups();
+    let largest_row_group = (0..row_groups)
+        .map(|i| file_metadata.row_group(i).num_rows())
+        .max()
+        .and_then(|rows| usize::try_from(rows).ok())
+        .filter(|rows| *rows > 0)
+        .unwrap_or(1024 * 1024);
+    let compression = if row_groups > 0 && file_metadata.row_group(0).num_columns() > 0 {
+        file_metadata.row_group(0).column(0).compression()
+    } else {
+        Compression::SNAPPY
+    };
+    let mut sink = Sink::open(
+        output_format,
+        output,
+        &compiled,
+        compression,
+        largest_row_group,
+    )?;
+    let mut rows = 0u64;
+    for row_group in 0..row_groups {
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(reopen(&input)?, metadata.clone())
+                .with_row_groups(vec![row_group])
+                .with_batch_size(options.batch_rows)
+                .build()?;
+        for batch in reader {
+            rows += mask_batch(&compiled, batch?, rows, options, control, &mut sink)?;
+        }
+        sink.end_row_group()?;
+    }
+    sink.finish()?;
+    Ok(rows)
+}
+
+/// Mask one CSV input; string-rule columns are read as text.
+#[allow(clippy::too_many_arguments)]
+fn mask_csv(
+    input: &mut dyn ReadSeek,
+    name: &str,
+    output_format: FileFormat,
+    output: &mut (dyn Write + Send),
+    policy: &Policy,
+    keys: &dyn KeyProvider,
+    options: &MaskOptions,
+    control: &RunControl,
+) -> Result<u64> {
+    let format = arrow_csv::reader::Format::default().with_header(true);
+    let (inferred, _) = format
+        .infer_schema(&mut *input, Some(10_000))
+        .map_err(|e| Error::from(e).in_csv(name))?;
+    input
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io("reading", PathBuf::from(name), e))?;
+    let schema = text_for_string_rules(&inferred, policy);
+    let compiled = policy.compile(Arc::clone(&schema), keys)?;
+    let reader = arrow_csv::ReaderBuilder::new(schema)
+        .with_format(format)
+        .with_batch_size(options.batch_rows)
+        .build(std::io::BufReader::new(input))?;
+    let mut sink = Sink::open(
+        output_format,
+        output,
+        &compiled,
+        Compression::SNAPPY,
+        1024 * 1024,
+    )?;
+    let mut rows = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::from(e).in_csv(name))?;
+        rows += mask_batch(&compiled, batch, rows, options, control, &mut sink)?;
+    }
+    sink.finish()?;
+    Ok(rows)
+}
+
 impl Error {
-    fn in_csv(self, path: &Path) -> Self {
+    fn in_csv(self, name: &str) -> Self {
         match self {
             Error::InvalidData { column, message } => Error::InvalidData {
                 column,
-                message: format!("CSV file '{}': {message}", path.display()),
+                message: format!("CSV file {name}: {message}"),
             },
             other => other,
         }
@@ -333,14 +412,14 @@ fn mask_batch(
 }
 
 enum Sink<'a> {
-    Parquet(ArrowWriter<&'a mut File>),
-    Csv(arrow_csv::Writer<&'a mut File>),
+    Parquet(ArrowWriter<&'a mut (dyn Write + Send)>),
+    Csv(arrow_csv::Writer<&'a mut (dyn Write + Send)>),
 }
 
 impl<'a> Sink<'a> {
     fn open(
         format: FileFormat,
-        file: &'a mut File,
+        file: &'a mut (dyn Write + Send),
         compiled: &CompiledPolicy,
         compression: Compression,
         row_group_rows: usize,
