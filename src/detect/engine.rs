@@ -58,8 +58,9 @@ pub const ALTERNATE_WINDOW_BYTES: usize = 256;
 /// Rejected candidates up to this long are rescanned from their second token; longer ones are
 /// skipped whole, which keeps rescanning bounded for any pattern.
 const RETRY_CANDIDATE_BYTES: usize = 128;
-/// Memory for the lazy DFA's state cache (per thread).
-const DFA_CACHE_BYTES: usize = 8 << 20;
+/// Memory for the lazy DFA's state cache (per thread). The combined automaton of all
+/// recognizers thrashes a smaller cache on mixed text and falls back to the slower NFA engines.
+const DFA_CACHE_BYTES: usize = 64 << 20;
 /// Largest compiled automaton accepted.
 const NFA_SIZE_LIMIT_BYTES: usize = 32 << 20;
 
@@ -385,10 +386,15 @@ fn has_context(text: &str, start: usize, words: &[String]) -> bool {
     let window = &mut window[..source.len()];
     window.copy_from_slice(source);
     window.make_ascii_lowercase();
-    words.iter().any(|word| {
-        memchr::memmem::find_iter(window, word.as_bytes())
-            .any(|i| i == 0 || !window[i - 1].is_ascii_alphanumeric())
-    })
+    // Walk the word starts once and compare each context word there: windows are tiny, so this
+    // beats building a substring searcher per word per candidate.
+    (0..window.len())
+        .filter(|&i| i == 0 || !window[i - 1].is_ascii_alphanumeric())
+        .any(|i| {
+            words
+                .iter()
+                .any(|word| window[i..].starts_with(word.as_bytes()))
+        })
 }
 
 fn next_char(text: &str, at: usize) -> usize {
