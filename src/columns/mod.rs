@@ -334,7 +334,7 @@ pub fn encrypt_columns(
     let mut plans = Vec::with_capacity(columns.len());
     let mut new_fields = HashMap::new();
     let subject_keys = match options.subject {
-        Some(subject) => Some(subject_keys_for(batches, schema, subject, columns, mode)?),
+        Some(subject) => Some(subject_keys_for(batches, schema, subject, columns)?),
         None => None,
     };
     for name in columns {
@@ -384,9 +384,8 @@ pub fn encrypt_columns(
                     field_metadata,
                 },
                 ColumnKey::Subjects(
-                    keys.iter()
-                        .map(|(subject, (handle, dek))| {
-                            let _ = subject;
+                    keys.values()
+                        .map(|(handle, dek)| {
                             Ok((*handle, Some(ValueKey::from_subject_dek(mode, dek)?)))
                         })
                         .collect::<Result<_>>()?,
@@ -554,12 +553,10 @@ fn subject_keys_for(
     schema: &Schema,
     subject: SubjectKeys<'_>,
     columns: &[String],
-    mode: Mode,
 ) -> Result<(
     HashMap<String, ([u8; HANDLE_LEN], Zeroizing<Vec<u8>>)>,
     String,
 )> {
-    let _ = mode;
     let subject_index = schema
         .index_of(subject.column)
         .map_err(|_| column_not_found(subject.column, schema))?;
