@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 from pathlib import Path
 
 import amlguard as ag
@@ -275,3 +276,26 @@ def test_azure_key_vault_kek_wraps_column_keys(kv: KeyVaultServer) -> None:
     kv.reset_counts()
     assert ag.decrypt_columns(enc, keks=[kek]).equals(table)
     assert kv.calls["unwrapkey"] <= 3, "one unwrap per column at most"
+
+
+def test_calls_are_audited_without_values_or_keys(
+    kek: ag.Kek, keyring: ag.LocalKeyring, tmp_path: Path
+) -> None:
+    log = ag.AuditLog(tmp_path / "audit.jsonl", keyring=keyring)
+    enc = ag.encrypt_columns(
+        patients(), ["ssn"], kek=kek, context={"dataset": "patients"}, audit=log
+    )
+    ag.decrypt_columns(enc, keks=[kek], audit=log)
+    with pytest.raises(ag.NoMatchingKeyError):
+        ag.decrypt_columns(enc, keks=[keyring.kek("pseudo")], audit=log)
+    text = (tmp_path / "audit.jsonl").read_text()
+    records = [json.loads(line) for line in text.splitlines()]
+    actions = [(r.get("operation") or r.get("action"), r.get("outcome")) for r in records]
+    assert ("encrypt_columns", "success") in actions
+    assert ("decrypt_columns", "success") in actions
+    assert ("decrypt_columns", "failure") in actions
+    assert kek.key_id in text
+    assert "123-45-6789" not in text
+    meta = enc.schema.field("ssn").metadata[b"ARROW:extension:metadata"].decode()
+    assert json.loads(meta)["wrapped_dek"] not in text
+    assert bool(log.verify())

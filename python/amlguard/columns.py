@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
 import pyarrow as pa
 
 from . import _amlguard, _frames
+from . import audit as _audit
 from ._amlguard import AzureKek, Kek, SubjectKeyStore
+from .exceptions import AmlguardError
 
 __all__ = ["EncryptedColumn", "decrypt_columns", "encrypt_columns", "encrypted_columns"]
 
@@ -143,6 +146,34 @@ def _columns(columns: Union[str, Sequence[str]]) -> list[str]:
     return [columns] if isinstance(columns, str) else [str(c) for c in columns]
 
 
+@contextmanager
+def _audited(
+    audit: _audit.AuditTarget,
+    action: str,
+    context: Optional[Mapping[str, str]],
+    key_ids: list[str],
+    details: dict[str, Any],
+) -> Iterator[Callable[[int], None]]:
+    """Record ``action`` in the audit log, if one is configured, with its outcome."""
+    log = _audit.resolve(audit)
+    rows: list[int] = []
+    dataset = (context or {}).get("dataset")
+    try:
+        yield rows.append
+    except AmlguardError as err:
+        if log is not None:
+            log.append(
+                action, outcome="failure", dataset=dataset, key_ids=key_ids, details=details,
+                error=str(err),
+            )  # fmt: skip
+        raise
+    if log is not None:
+        log.append(
+            action, dataset=dataset, key_ids=key_ids, rows=rows[0] if rows else None,
+            details=details,
+        )  # fmt: skip
+
+
 def encrypt_columns(
     data: Any,
     columns: Union[str, Sequence[str]],
@@ -154,33 +185,41 @@ def encrypt_columns(
     subject_keys: Optional[SubjectKeyStore] = None,
     reuse_from: Any = None,
     threads: Optional[int] = None,
+    audit: _audit.AuditTarget = None,
 ) -> Any:
     """Encrypt ``columns`` of ``data`` (polars, pandas or pyarrow: the same type comes back).
 
     ``mode`` is ``"randomized"`` (AES-256-GCM) or ``"deterministic"`` (AES-SIV). ``context``
     is bound to every value and recorded. ``subject_column`` with ``subject_keys`` encrypts
     each row under its subject's key (``kek`` is then not needed). ``reuse_from`` is an earlier
-    encrypted table (or its schema) whose column keys are reused.
+    encrypted table (or its schema) whose column keys are reused. With ``audit`` (or
+    ``$AMLGUARD_AUDIT_LOG``) the call, failed or not, is recorded (key ids and counts only).
     """
     if kek is None and subject_keys is None:
         raise TypeError("pass kek= (LocalKeyring().kek('name') or AzureKeyVault(url).kek('name'))")
     if kek is not None and not isinstance(kek, (Kek, AzureKek)):
         raise TypeError("kek must be a Kek or AzureKek from a key provider")
     reuse_schema = None if reuse_from is None else _schema(reuse_from)
-    stream, rebuild = _to_stream(data)
-    return rebuild(
-        _amlguard.encrypt_columns(
-            stream,
-            _columns(columns),
-            kek,
-            mode,
-            _context(context),
-            subject_column,
-            subject_keys,
-            reuse_schema,
-            threads,
+    names = _columns(columns)
+    key_id = kek.key_id if kek is not None else subject_keys.kek_id if subject_keys else None
+    details = {"columns": names, "mode": mode, "subject_keyed": subject_column is not None}
+    with _audited(audit, "encrypt_columns", context, [key_id] if key_id else [], details) as done:
+        stream, rebuild = _to_stream(data)
+        result = rebuild(
+            _amlguard.encrypt_columns(
+                stream,
+                names,
+                kek,
+                mode,
+                _context(context),
+                subject_column,
+                subject_keys,
+                reuse_schema,
+                threads,
+            )
         )
-    )
+        done(len(result))
+    return result
 
 
 def decrypt_columns(
@@ -193,6 +232,7 @@ def decrypt_columns(
     on_error: str = "raise",
     subject_keys: Optional[SubjectKeyStore] = None,
     threads: Optional[int] = None,
+    audit: _audit.AuditTarget = None,
 ) -> Any:
     """Decrypt the encrypted columns of ``data`` (all, or ``columns``), restoring their types.
 
@@ -205,18 +245,21 @@ def decrypt_columns(
     if kek is not None and keks is not None:
         raise TypeError("pass kek= or keks=, not both")
     chosen = kek if kek is not None else keks
-    stream, rebuild = _to_stream(data)
-    return rebuild(
-        _amlguard.decrypt_columns(
-            stream,
-            chosen,
-            _context(context),
-            None if columns is None else _columns(columns),
-            on_error,
-            subject_keys,
-            threads,
+    log = _audit.resolve(audit)
+    listed = encrypted_columns(data) if log is not None else []
+    wanted = None if columns is None else _columns(columns)
+    touched = [c for c in listed if wanted is None or c.column in wanted]
+    details = {"columns": [c.column for c in touched], "on_error": on_error}
+    key_ids = sorted({c.key_id for c in touched})
+    with _audited(log, "decrypt_columns", context, key_ids, details) as done:
+        stream, rebuild = _to_stream(data)
+        result = rebuild(
+            _amlguard.decrypt_columns(
+                stream, chosen, _context(context), wanted, on_error, subject_keys, threads
+            )
         )
-    )
+        done(len(result))
+    return result
 
 
 def encrypted_columns(data: Any) -> list[EncryptedColumn]:
