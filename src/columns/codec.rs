@@ -5,6 +5,7 @@
 //! | Utf8, LargeUtf8, Utf8View | the UTF-8 bytes |
 //! | Binary, LargeBinary, BinaryView, FixedSizeBinary(n) | the bytes |
 //! | Boolean | one byte, `0x00` or `0x01` |
+//! | Dictionary(_, T) | as T (the column decrypts to plain T) |
 //! | Int*, UInt*, Float16/32/64, Date32/64, Time*, Timestamp(*, tz), Duration(*), Interval(*), Decimal32/64/128/256 | the native value, little-endian, the type's width (e.g. 8 bytes for Int64, 16 for Decimal128) |
 //!
 //! Decryption checks each value's length against the type's width (and UTF-8 validity for

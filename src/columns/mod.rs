@@ -353,9 +353,14 @@ pub fn encrypt_columns(
                 "the column is already encrypted by amlguard",
             ));
         }
-        let data_type = field.data_type();
+        // Dictionary-encoded columns (pandas categoricals, polars enums) are encrypted as
+        // their values; decryption gives the plain value type.
+        let data_type = match field.data_type() {
+            DataType::Dictionary(_, values) => values.as_ref(),
+            other => other,
+        };
         if !codec::is_supported(data_type) {
-            return Err(codec::unsupported(name, data_type));
+            return Err(codec::unsupported(name, field.data_type()));
         }
         let original_type = data_type.to_string();
         if original_type.parse::<DataType>().ok().as_ref() != Some(data_type) {
@@ -444,7 +449,10 @@ pub fn encrypt_columns(
                 control.check()?;
                 let plan = &plans[p];
                 let batch = &batches[b];
-                let values = batch.column(plan.index).slice(start, len);
+                let mut values = batch.column(plan.index).slice(start, len);
+                if values.data_type() != &plan.original_type {
+                    values = arrow_cast::cast(&values, &plan.original_type)?;
+                }
                 let array = match (&plan.key, subject_index, &subject_handles) {
                     (ColumnKey::Column(key), _, _) => {
                         encrypt_chunk(&values, &plan.name, key, &plan.aad)?

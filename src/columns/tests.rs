@@ -854,3 +854,19 @@ fn our_deterministic_cipher_is_aes_siv_with_one_header() {
     assert!(opener.open_into(&ours, b"other", &mut plain).is_err());
     assert_eq!(plain, b"patient-1", "a failed open appends nothing");
 }
+
+#[test]
+fn dictionary_columns_are_encrypted_as_their_values() {
+    let (_dir, _keyring, kek) = new_keyring();
+    let dictionary: DictionaryArray<arrow_array::types::Int32Type> =
+        vec![Some("a"), None, Some("b"), Some("a")]
+            .into_iter()
+            .collect();
+    let batch = RecordBatch::try_from_iter([("city", Arc::new(dictionary) as ArrayRef)]).unwrap();
+    let (encrypted, schema) =
+        encrypt(&[batch.clone()], &["city"], &kek, &Default::default()).unwrap();
+    let (plain, plain_schema) = decrypt(&encrypted, &schema, &kek, &Default::default()).unwrap();
+    assert_eq!(plain_schema.field(0).data_type(), &DataType::Utf8);
+    let expected = arrow_cast::cast(batch.column(0), &DataType::Utf8).unwrap();
+    assert_eq!(plain[0].column(0), &expected);
+}
