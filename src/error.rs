@@ -270,6 +270,25 @@ pub enum Error {
         message: String,
     },
 
+    /// A value of an encrypted column failed authentication, or its column key did not unwrap:
+    /// tampered data, or the wrong key or context. Says nothing about which check failed.
+    #[error("decryption failed in column '{column}': the data was tampered with, or the key or context is wrong")]
+    ColumnDecryption {
+        /// The encrypted column.
+        column: String,
+    },
+
+    /// None of the key-encryption keys offered matches the key id recorded with an encrypted column.
+    #[error("column '{column}' was encrypted under key '{recorded}', and none of the keys offered ({offered}) matches it; pass that key")]
+    ColumnNoMatchingKek {
+        /// The encrypted column.
+        column: String,
+        /// The key id recorded in the column's metadata.
+        recorded: String,
+        /// Key ids of the KEKs offered, comma separated ("none" when none was).
+        offered: String,
+    },
+
     /// The caller asked for the work to stop (Ctrl-C in Python).
     #[error("cancelled")]
     Cancelled,

@@ -4,6 +4,7 @@
 //!   Arrow record batches in parallel;
 //! - [`keys`]: key material, the local keyring, key-encryption keys and the DEK cache;
 //! - [`envelope`]: the amlguard encrypted container (envelope encryption of bytes and files);
+//! - [`columns`]: per-value encryption of Arrow columns (randomized, deterministic, per subject);
 //! - [`forget`]: right to be forgotten across Parquet datasets, and crypto-shredding;
 //! - [`io`]: masking Parquet and CSV files in bounded memory with atomic writes;
 //! - [`detect`]: PII and secret recognizers over free text, column scans and in-text redaction;
@@ -15,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod columns;
 pub mod datasets;
 pub mod detect;
 pub mod envelope;

@@ -25,6 +25,7 @@ from ._amlguard import (
     __version__,
 )
 from .audit import AuditLog, AuditReport, verify_audit_log, verify_proof
+from .columns import EncryptedColumn, decrypt_columns, encrypt_columns, encrypted_columns
 from .detect import ScanReport, detect, scan
 from .envelope import (
     decrypt_bytes,
@@ -81,6 +82,10 @@ from .forget import (
 from .policy import Policy
 
 __all__ = [
+    "EncryptedColumn",
+    "decrypt_columns",
+    "encrypt_columns",
+    "encrypted_columns",
     "AzureCredentialError",
     "AzureKek",
     "AzureKeyVault",

@@ -1,6 +1,7 @@
 """Type stubs for the amlguard extension module (checked by mypy.stubtest)."""
 
 import os
+from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union, final
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "decrypt_location",
     "open_encrypted_location",
     "mask_location",
+    "encrypt_columns",
+    "decrypt_columns",
+    "encrypted_columns_json",
 ]
 
 __version__: str
@@ -518,3 +522,30 @@ def open_encrypted_location(
     storage_options: Optional[dict[str, Any]] = None,
 ) -> EncryptedReader:
     """Random-access reader of a container at a path or blob URL."""
+
+def encrypt_columns(
+    table: Any,
+    columns: list[str],
+    kek: Optional[Union[Kek, AzureKek]] = None,
+    mode: str = "randomized",
+    context: Optional[dict[str, str]] = None,
+    subject_column: Optional[str] = None,
+    subject_keys: Optional[SubjectKeyStore] = None,
+    reuse_from: Any = None,
+    threads: Optional[int] = None,
+) -> Any:
+    """Encrypt ``columns`` of an Arrow table value by value; returns an Arrow table."""
+
+def decrypt_columns(
+    table: Any,
+    keks: Optional[Union[Kek, AzureKek, Sequence[Union[Kek, AzureKek]]]] = None,
+    context: Optional[dict[str, str]] = None,
+    columns: Optional[list[str]] = None,
+    on_error: str = "raise",
+    subject_keys: Optional[SubjectKeyStore] = None,
+    threads: Optional[int] = None,
+) -> Any:
+    """Decrypt the encrypted columns of an Arrow table, restoring their types."""
+
+def encrypted_columns_json(schema: Any) -> str:
+    """The encrypted columns of an Arrow schema (mode, key id, context) as JSON."""

@@ -187,7 +187,10 @@ impl SubjectKeyStore {
     }
 
     /// The subject's key (created on first use), with its handle.
-    fn subject_key(&self, subject: &str) -> Result<([u8; HANDLE_LEN], Zeroizing<Vec<u8>>)> {
+    pub(crate) fn subject_key(
+        &self,
+        subject: &str,
+    ) -> Result<([u8; HANDLE_LEN], Zeroizing<Vec<u8>>)> {
         let index = self.subject_index(subject)?;
         let connection = self.connection();
         let row: Option<(String, Option<Vec<u8>>, String)> = connection
@@ -225,7 +228,7 @@ impl SubjectKeyStore {
     }
 
     /// The DEK for a handle; [`Error::Forgotten`] when it was destroyed.
-    fn key_by_handle(&self, handle: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub(crate) fn key_by_handle(&self, handle: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let handle_hex = hex::encode(handle);
         let row: Option<(Option<Vec<u8>>, String)> = self
             .connection()

@@ -73,6 +73,8 @@ impl From<Error> for PyErr {
             Error::KeyVaultPermission { .. } => KeyVaultPermissionError::new_err(message),
             Error::KeyVaultKeyNotFound { .. } => KeyNotFoundError::new_err(message),
             Error::KeyVault { .. } => KeyVaultError::new_err(message),
+            Error::ColumnDecryption { .. } => DecryptionError::new_err(message),
+            Error::ColumnNoMatchingKek { .. } => NoMatchingKeyError::new_err(message),
             Error::Cancelled => PyKeyboardInterrupt::new_err(message),
         }
     }

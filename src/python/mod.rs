@@ -7,6 +7,7 @@
 mod audit;
 mod azure;
 mod blob;
+mod columns;
 mod datasets;
 mod detect;
 mod envelope;
@@ -56,5 +57,8 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(blob::decrypt_file, module)?)?;
     module.add_function(wrap_pyfunction!(blob::open_encrypted, module)?)?;
     module.add_function(wrap_pyfunction!(blob::mask_location, module)?)?;
+    module.add_function(wrap_pyfunction!(columns::encrypt_columns, module)?)?;
+    module.add_function(wrap_pyfunction!(columns::decrypt_columns, module)?)?;
+    module.add_function(wrap_pyfunction!(columns::encrypted_columns_json, module)?)?;
     Ok(())
 }
