@@ -57,8 +57,13 @@ class LocalKeyring:
         """Where the keyring lives."""
     def ensure_key(self, name: str) -> str:
         """Create version 1 of ``name`` unless it exists; returns the key id ``name@version``."""
-    def rotate(self, name: str) -> str:
-        """Add a new version of ``name``; older versions stay usable. Returns the new key id."""
+    def rotate(
+        self, name: str, *, audit: Union[AuditLog, str, os.PathLike[str], None] = None
+    ) -> str:
+        """Add a new version of ``name``; older versions stay usable. Returns the new key id.
+
+        With ``audit`` (an :class:`AuditLog` or a path; default ``$AMLGUARD_AUDIT_LOG``) the
+        rotation, failed or not, is recorded with the previous and new key ids."""
     def list_keys(self) -> list[str]:
         """Names of all keys, sorted."""
     def versions(self, name: str) -> list[int]:
