@@ -295,6 +295,11 @@ class AuditLog:
 
     ``keyring`` (default: the local keyring) holds the signing key ``signing_key``, created on
     first use; subject identifiers are recorded only as keyed pseudonyms.
+
+    ``path`` may be an Azure Blob URL (``az://container/audit.jsonl``): the log is then an
+    append blob shared by any number of writers, reached with ``storage_options`` (as for
+    :func:`amlguard.encrypt_file`); each record is appended only if the blob still ends where
+    the writer last read it, so writers never interleave nor lose records.
     """
 
     def __new__(
@@ -305,6 +310,7 @@ class AuditLog:
         signing_key: str = "audit",
         witness: Optional[Union[str, os.PathLike[str]]] = None,
         checkpoint_every: int = 100,
+        storage_options: Optional[dict[str, Any]] = None,
     ) -> AuditLog: ...
     @property
     def path(self) -> str: ...
@@ -383,6 +389,7 @@ def forget_json(
     threads: Optional[int] = None,
     audit: Optional[AuditLog] = None,
     subject_keys: Optional[SubjectKeyStore] = None,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> str:
     """Forget subjects across datasets; the receipt as JSON."""
 
@@ -391,6 +398,7 @@ def verify_forgotten_json(
     datasets: list[tuple[str, str, Optional[str], str, str, Optional[int], str]],
     keyring: Optional[LocalKeyring] = None,
     threads: Optional[int] = None,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> str:
     """Scan datasets for remaining subject rows; the result as JSON."""
 

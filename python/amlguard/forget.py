@@ -49,7 +49,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 @dataclass(frozen=True)
 class Dataset:
     """A Parquet file, folder or hive-partitioned tree (or, with ``format="delta"``, a Delta
-    Lake table), and the column identifying subjects.
+    Lake table), and the column identifying subjects. Parquet datasets may be Azure Blob
+    prefixes (``az://container/prefix/``; see :func:`forget` for ``storage_options``).
 
     ``pseudonymised_with`` names the keyring key the id column was pseudonymised with
     (``pseudonym_op`` ``"hash"`` with ``encoding`` / ``truncate_bytes``, or ``"tokenize"``
@@ -171,6 +172,7 @@ def forget(
     dry_run: bool = False,
     threads: Optional[int] = None,
     vacuum: bool = False,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> ForgetReceipt:
     """Remove every row of ``subjects`` from ``datasets`` and destroy their keys in
     ``subject_keys``; the receipt goes to ``audit`` (or ``$AMLGUARD_AUDIT_LOG``).
@@ -178,7 +180,13 @@ def forget(
     Delta tables (``Dataset(..., format="delta")``) are handled first, each in one delete
     transaction; ``vacuum=True`` then removes their superseded files and subject change-data
     files, ending time travel to older versions (see :mod:`amlguard.delta`). Their part of the
-    receipt is ``receipt.delta_tables``, each also recorded in the audit log."""
+    receipt is ``receipt.delta_tables``, each also recorded in the audit log.
+
+    Parquet datasets may be on Azure Blob Storage (``az://container/prefix/``), reached with
+    ``storage_options``: an affected blob is replaced in one request made on the condition
+    that its ETag is still the one it was read at, so a blob changed meanwhile is refused
+    (:class:`~amlguard.ConcurrentModificationError`) and blobs without a subject row are never
+    written."""
     log = _audit.resolve(audit, keyring)
     names = _subjects(subjects)
     delta_tables = []
@@ -205,6 +213,7 @@ def forget(
         threads,
         log,
         subject_keys,
+        storage_options,
     )
     raw = json.loads(text)
     raw["delta_tables"] = delta_tables
@@ -219,12 +228,13 @@ def verify_forgotten(
     *,
     keyring: Optional[LocalKeyring] = None,
     threads: Optional[int] = None,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> ForgetVerification:
     """Scan ``datasets`` for any remaining row of ``subjects`` (Delta tables: their current
     version)."""
     names = _subjects(subjects)
     parquet = [d._spec() for d in datasets if d.format == "parquet"]
-    raw = json.loads(verify_forgotten_json(names, parquet, keyring, threads))
+    raw = json.loads(verify_forgotten_json(names, parquet, keyring, threads, storage_options))
     files_scanned = int(raw["files_scanned"])
     found = [(str(p), int(n)) for p, n in raw["files_with_rows"]]
     for dataset in (d for d in datasets if d.format == "delta"):
