@@ -4,6 +4,7 @@ in threads and processes, verification and proofs read back from the blob."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -69,6 +70,11 @@ def test_tampering_in_the_blob_is_found(
                       storage_options=azurite.storage_options)  # fmt: skip
     for i in range(4):
         log.append("export", rows=i)
+    assert ag.verify_audit_log(log_url, storage_options=azurite.storage_options).ok
+    env = {**os.environ, "AZURE_STORAGE_USE_EMULATOR": "true"}
+    command = [sys.executable, "-m", "amlguard", "audit", "verify", log_url]
+    clean = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert clean.returncode == 0, clean.stderr
     name = log_url.split(f"az://{CONTAINER}/", 1)[1]
     client = blobs.get_blob_client(CONTAINER, name)
     data = client.download_blob().readall().replace(b'"rows":1', b'"rows":9', 1)
@@ -76,6 +82,8 @@ def test_tampering_in_the_blob_is_found(
     report = ag.AuditLog(log_url, keyring=keyring,
                          storage_options=azurite.storage_options).verify()  # fmt: skip
     assert not report.ok and report.first_bad_record == 1
+    tampered = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert tampered.returncode == 1 and "first bad record:       1" in tampered.stdout
 
 
 CHILD = textwrap.dedent(

@@ -354,8 +354,10 @@ def verify_audit_log(
     path: Union[str, os.PathLike[str]],
     witness: Optional[Union[str, os.PathLike[str]]] = None,
     public_key: Optional[str] = None,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> AuditReport:
-    """Verify an audit log file (and its witness) without a keyring."""
+    """Verify an audit log file or append blob (``az://...``; ``storage_options`` as for
+    :class:`AuditLog`) and its witness, without a keyring."""
 
 @final
 class SubjectKeyStore:

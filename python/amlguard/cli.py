@@ -456,7 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = audit_commands.add_parser(
         "verify", help="verify a log; exits 1 when any record was changed, removed or added"
     )
-    verify.add_argument("path", help="the audit log (JSON Lines)")
+    verify.add_argument(
+        "path",
+        help="the audit log (JSON Lines), or an az:// append blob "
+        "(account from the AZURE_STORAGE_* environment)",
+    )
     verify.add_argument("--witness", help="the second copy of the checkpoints (finds truncation)")
     verify.add_argument("--public-key", help="the signer's Ed25519 public key, hex (pins it)")
     audit.set_defaults(run=command_audit)

@@ -9,6 +9,7 @@ use super::blob::storage_options_from;
 use super::keys::PyLocalKeyring;
 use crate::audit::{AuditEvent, AuditLog, AuditOptions, InclusionProof, Outcome, VerifyReport};
 use crate::error::Error;
+use crate::io::append_blob::AppendBlob;
 use crate::keys::LocalKeyring;
 
 /// An append-only, tamper-evident audit log (JSON Lines, hash chain, signed Merkle checkpoints).
@@ -270,16 +271,30 @@ pub(crate) fn verify_proof(proof: &Bound<'_, PyAny>, public_key: Option<String>)
     Ok(crate::audit::verify_proof(&proof, public_key.as_deref()))
 }
 
-/// Verify an audit log file (and optionally its witness) without a keyring.
+/// Verify an audit log file or append blob (and optionally its witness) without a keyring.
 #[pyfunction]
-#[pyo3(signature = (path, witness=None, public_key=None))]
+#[pyo3(signature = (path, witness=None, public_key=None, storage_options=None))]
 pub(crate) fn verify_audit_log(
     py: Python<'_>,
     path: PathBuf,
     witness: Option<PathBuf>,
     public_key: Option<String>,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyAuditReport> {
-    let report =
-        py.detach(|| crate::audit::verify(&path, witness.as_deref(), public_key.as_deref()))?;
+    let location = path.to_string_lossy().into_owned();
+    let report = if crate::io::blob::is_blob_url(&location) {
+        let blob = AppendBlob::open(&location, &storage_options_from(storage_options)?)?;
+        py.detach(|| {
+            let data = blob.read_from(0)?;
+            crate::audit::verify_reader(
+                &path,
+                data.as_slice(),
+                witness.as_deref(),
+                public_key.as_deref(),
+            )
+        })?
+    } else {
+        py.detach(|| crate::audit::verify(&path, witness.as_deref(), public_key.as_deref()))?
+    };
     Ok(report.into())
 }
