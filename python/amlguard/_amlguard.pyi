@@ -61,8 +61,13 @@ class LocalKeyring:
         """Where the keyring lives."""
     def ensure_key(self, name: str) -> str:
         """Create version 1 of ``name`` unless it exists; returns the key id ``name@version``."""
-    def rotate(self, name: str) -> str:
-        """Add a new version of ``name``; older versions stay usable. Returns the new key id."""
+    def rotate(
+        self, name: str, *, audit: Union[AuditLog, str, os.PathLike[str], None] = None
+    ) -> str:
+        """Add a new version of ``name``; older versions stay usable. Returns the new key id.
+
+        With ``audit`` (an :class:`AuditLog` or a path; default ``$AMLGUARD_AUDIT_LOG``) the
+        rotation, failed or not, is recorded with the previous and new key ids."""
     def list_keys(self) -> list[str]:
         """Names of all keys, sorted."""
     def versions(self, name: str) -> list[int]:
@@ -294,6 +299,11 @@ class AuditLog:
 
     ``keyring`` (default: the local keyring) holds the signing key ``signing_key``, created on
     first use; subject identifiers are recorded only as keyed pseudonyms.
+
+    ``path`` may be an Azure Blob URL (``az://container/audit.jsonl``): the log is then an
+    append blob shared by any number of writers, reached with ``storage_options`` (as for
+    :func:`amlguard.encrypt_file`); each record is appended only if the blob still ends where
+    the writer last read it, so writers never interleave nor lose records.
     """
 
     def __new__(
@@ -304,6 +314,7 @@ class AuditLog:
         signing_key: str = "audit",
         witness: Optional[Union[str, os.PathLike[str]]] = None,
         checkpoint_every: int = 100,
+        storage_options: Optional[dict[str, Any]] = None,
     ) -> AuditLog: ...
     @property
     def path(self) -> str: ...
@@ -347,8 +358,10 @@ def verify_audit_log(
     path: Union[str, os.PathLike[str]],
     witness: Optional[Union[str, os.PathLike[str]]] = None,
     public_key: Optional[str] = None,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> AuditReport:
-    """Verify an audit log file (and its witness) without a keyring."""
+    """Verify an audit log file or append blob (``az://...``; ``storage_options`` as for
+    :class:`AuditLog`) and its witness, without a keyring."""
 
 @final
 class SubjectKeyStore:
@@ -382,6 +395,7 @@ def forget_json(
     threads: Optional[int] = None,
     audit: Optional[AuditLog] = None,
     subject_keys: Optional[SubjectKeyStore] = None,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> str:
     """Forget subjects across datasets; the receipt as JSON."""
 
@@ -390,6 +404,7 @@ def verify_forgotten_json(
     datasets: list[tuple[str, str, Optional[str], str, str, Optional[int], str]],
     keyring: Optional[LocalKeyring] = None,
     threads: Optional[int] = None,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> str:
     """Scan datasets for remaining subject rows; the result as JSON."""
 

@@ -8,18 +8,32 @@ True
 >>> bool(log.verify())
 True
 
-Operations (``mask_file``, ``Policy.apply``, ``forget``) write a record when given
-``audit=`` (an :class:`AuditLog` or a path) or when ``$AMLGUARD_AUDIT_LOG`` names a log.
+Operations (``mask_file``, ``Policy.apply``, ``forget``, ``encrypt_file``, ``decrypt_file``,
+``open_encrypted``, ``encrypt_bytes``, ``decrypt_bytes``, ``rewrap``, ``LocalKeyring.rotate``)
+write a record when given ``audit=`` (an :class:`AuditLog` or a path) or when
+``$AMLGUARD_AUDIT_LOG`` names a log. Failures are recorded too, with the error's class and
+message (which never carry data values or key material).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from ._amlguard import AuditLog, AuditReport, LocalKeyring, verify_audit_log, verify_proof
 
-__all__ = ["AuditLog", "AuditReport", "AuditTarget", "verify_audit_log", "verify_proof"]
+__all__ = [
+    "AuditLog",
+    "AuditReport",
+    "AuditTarget",
+    "OperationRecord",
+    "operation",
+    "verify_audit_log",
+    "verify_proof",
+]
 
 AUDIT_LOG_ENV = "AMLGUARD_AUDIT_LOG"
 
@@ -50,3 +64,49 @@ def key_ids(
             reference = f"{reference}@{keyring.versions(reference)[-1]}"
         ids.add(reference)
     return sorted(ids)
+
+
+@dataclass
+class OperationRecord:
+    """What an operation fills in while it runs; written to the log when it ends."""
+
+    key_ids: list[str] = field(default_factory=list)
+    rows: Optional[int] = None
+    bytes: Optional[int] = None
+    details: dict[str, Any] = field(default_factory=dict)
+    #: Raw subject identifiers; the log records only their keyed pseudonyms.
+    subjects: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def operation(
+    audit: AuditTarget,
+    action: str,
+    *,
+    dataset: Optional[str] = None,
+    paths: Optional[list[str]] = None,
+    key_ids: Optional[list[str]] = None,
+    keyring: Optional[LocalKeyring] = None,
+) -> Iterator[OperationRecord]:
+    """Record ``action`` in the configured log (if any) when the block ends, as a success or,
+    when it raises, as a failure carrying the exception's class and message; the exception
+    propagates unchanged. The block sets key ids and counts on the yielded record."""
+    log = resolve(audit, keyring)
+    record = OperationRecord(key_ids=list(key_ids or []))
+    try:
+        yield record
+    except Exception as err:
+        if log is not None:
+            log.append(
+                action, outcome="failure", dataset=dataset, paths=paths,
+                key_ids=sorted(set(record.key_ids)), rows=record.rows, bytes=record.bytes,
+                details=record.details, subjects=record.subjects or None,
+                error=f"{type(err).__name__}: {err}",
+            )  # fmt: skip
+        raise
+    if log is not None:
+        log.append(
+            action, dataset=dataset, paths=paths, key_ids=sorted(set(record.key_ids)),
+            rows=record.rows, bytes=record.bytes, details=record.details,
+            subjects=record.subjects or None,
+        )  # fmt: skip

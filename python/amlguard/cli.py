@@ -187,6 +187,14 @@ def _parse_context(pairs: Optional[list[str]]) -> dict[str, str]:
     return context
 
 
+def _audit_log(args: argparse.Namespace, keyring: Any) -> Any:
+    """The audit log named by ``--audit`` (signed with the command's keyring), else ``None``
+    (the operation then falls back to ``$AMLGUARD_AUDIT_LOG``)."""
+    from .audit import AuditLog
+
+    return AuditLog(args.audit, keyring=keyring) if args.audit else None
+
+
 def _keks_for(keyring: Any, names: list[str]) -> list[Any]:
     return [keyring.kek(name) for name in names]
 
@@ -202,6 +210,7 @@ def command_encrypt(args: argparse.Namespace) -> int:
         context=_parse_context(args.context),
         segment_size_bytes=args.segment_size,
         threads=args.threads,
+        audit=_audit_log(args, keyring),
     )
     rate = report.plaintext_bytes / max(report.elapsed_seconds, 1e-9) / 1e6
     print(
@@ -221,6 +230,7 @@ def command_decrypt(args: argparse.Namespace) -> int:
         keks=_keks_for(keyring, args.key),
         context=_parse_context(args.context),
         threads=args.threads,
+        audit=_audit_log(args, keyring),
     )
     print(f"decrypted {report.plaintext_bytes:,} bytes ({report.segments} segment(s) verified)")
     return 0
@@ -230,7 +240,12 @@ def command_rewrap(args: argparse.Namespace) -> int:
     from .envelope import rewrap
 
     keyring = _keyring(args.keyring)
-    info = rewrap(args.path, old=_keks_for(keyring, args.old), new=_keks_for(keyring, args.new))
+    info = rewrap(
+        args.path,
+        old=_keks_for(keyring, args.old),
+        new=_keks_for(keyring, args.new),
+        audit=_audit_log(args, keyring),
+    )
     print(f"rewrapped {args.path}: now under {', '.join(info.key_ids)}")
     return 0
 
@@ -287,7 +302,7 @@ def command_keys(args: argparse.Namespace) -> int:
     if args.keys_command == "create":
         print(keyring.ensure_key(args.name))
     elif args.keys_command == "rotate":
-        print(keyring.rotate(args.name))
+        print(keyring.rotate(args.name, audit=_audit_log(args, keyring)))
     else:
         for name in keyring.list_keys():
             versions = keyring.versions(name)
@@ -332,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--keyring",
             help="local keyring directory (default: $AMLGUARD_KEYRING or ~/.amlguard/keyring)",
+        )
+
+    def audited(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--audit",
+            metavar="PATH",
+            help="audit log to record the operation in, failed or not "
+            "(default: $AMLGUARD_AUDIT_LOG; none when unset)",
         )
 
     demo = commands.add_parser(
@@ -382,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     encrypt.add_argument("--threads", type=int, default=None, help="worker threads (all CPUs)")
     common(encrypt)
+    audited(encrypt)
     encrypt.set_defaults(run=command_encrypt)
 
     decrypt = commands.add_parser("decrypt", help="decrypt an amlguard container")
@@ -396,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     decrypt.add_argument("--threads", type=int, default=None, help="worker threads (all CPUs)")
     common(decrypt)
+    audited(decrypt)
     decrypt.set_defaults(run=command_decrypt)
 
     rewrap_parser = commands.add_parser("rewrap", help="re-wrap a container's data key (rotation)")
@@ -405,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rewrap_parser.add_argument("--new", action="append", required=True, help="key to wrap under")
     common(rewrap_parser)
+    audited(rewrap_parser)
     rewrap_parser.set_defaults(run=command_rewrap)
 
     inspect_parser = commands.add_parser("inspect", help="show a container's header (no secrets)")
@@ -420,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = key_commands.add_parser("rotate", help="add a new version of a key")
     rotate.add_argument("name")
     common(rotate)
+    audited(rotate)
     listing = key_commands.add_parser("list", help="list keys and versions")
     common(listing)
     keys.set_defaults(run=command_keys)
@@ -429,7 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = audit_commands.add_parser(
         "verify", help="verify a log; exits 1 when any record was changed, removed or added"
     )
-    verify.add_argument("path", help="the audit log (JSON Lines)")
+    verify.add_argument(
+        "path",
+        help="the audit log (JSON Lines), or an az:// append blob "
+        "(account from the AZURE_STORAGE_* environment)",
+    )
     verify.add_argument("--witness", help="the second copy of the checkpoints (finds truncation)")
     verify.add_argument("--public-key", help="the signer's Ed25519 public key, hex (pins it)")
     audit.set_defaults(run=command_audit)

@@ -11,6 +11,9 @@ The format is specified in ``docs/format.md``.
 >>> context = {"dataset": "patients"}
 >>> ag.encrypt_file("patients.parquet", "patients.parquet.amlg", kek=kek, context=context)
 >>> ag.decrypt_file("patients.parquet.amlg", "out.parquet", keks=[kek])
+
+Every function takes ``audit=`` (an :class:`~amlguard.AuditLog` or a path; default
+``$AMLGUARD_AUDIT_LOG``) and then records the call, failed or not, with key ids and byte counts.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Optional, Union
 
 from . import _amlguard
+from . import audit as _audit
 from ._amlguard import AzureKek, EncryptedFile, EncryptedReader, EnvelopeReport, HeaderInfo, Kek
 from .files import is_blob_url
 
@@ -65,6 +69,10 @@ def _remote(storage_options: StorageOptions, *paths: PathLike) -> bool:
     return bool(storage_options) or any(is_blob_url(os.fspath(p)) for p in paths)
 
 
+def _ids(keks: list[AnyKek]) -> list[str]:
+    return [k.key_id for k in keks]
+
+
 def _bytes(data: Union[bytes, bytearray, memoryview]) -> bytes:
     return data if isinstance(data, bytes) else bytes(data)
 
@@ -76,11 +84,17 @@ def encrypt_bytes(
     keks: Optional[Sequence[Kek]] = None,
     context: Optional[Mapping[str, str]] = None,
     segment_size_bytes: Optional[int] = None,
+    audit: _audit.AuditTarget = None,
 ) -> bytes:
     """Encrypt ``data`` into a container; the DEK is wrapped under every given KEK."""
-    return _amlguard.encrypt_bytes(
-        _bytes(data), _keks(kek, keks), _context(context), segment_size_bytes
-    )
+    with _audit.operation(audit, "encrypt_bytes") as record:
+        listed = _keks(kek, keks)
+        record.key_ids = _ids(listed)
+        plaintext = _bytes(data)
+        record.bytes = len(plaintext)
+        sealed = _amlguard.encrypt_bytes(plaintext, listed, _context(context), segment_size_bytes)
+        record.details["container_bytes"] = len(sealed)
+    return sealed
 
 
 def decrypt_bytes(
@@ -90,9 +104,17 @@ def decrypt_bytes(
     kek: Optional[Kek] = None,
     context: Optional[Mapping[str, str]] = None,
     threads: Optional[int] = None,
+    audit: _audit.AuditTarget = None,
 ) -> bytes:
     """Decrypt a container. Every ``context`` entry must match the one it was made with."""
-    return _amlguard.decrypt_bytes(_bytes(blob), _keks(kek, keks), _context(context), threads)
+    with _audit.operation(audit, "decrypt_bytes") as record:
+        listed = _keks(kek, keks)
+        record.key_ids = _ids(listed)
+        sealed = _bytes(blob)
+        record.details["container_bytes"] = len(sealed)
+        plaintext = _amlguard.decrypt_bytes(sealed, listed, _context(context), threads)
+        record.bytes = len(plaintext)
+    return plaintext
 
 
 def encrypt_file(
@@ -105,6 +127,7 @@ def encrypt_file(
     segment_size_bytes: Optional[int] = None,
     threads: Optional[int] = None,
     storage_options: StorageOptions = None,
+    audit: _audit.AuditTarget = None,
 ) -> EnvelopeReport:
     """Encrypt a file into a container, written atomically.
 
@@ -113,20 +136,22 @@ def encrypt_file(
     account settings (``account_name``, ``account_key``, ``sas_token``, ``use_emulator``, or a
     ``credential`` object with ``get_token``). Uploads commit only when complete.
     """
-    if _remote(storage_options, source, destination):
-        return _amlguard.encrypt_location(
-            os.fspath(source), os.fspath(destination), kek=_keks(kek, keks),
-            context=_context(context), storage_options=dict(storage_options or {}),
-            segment_size_bytes=segment_size_bytes, threads=threads,
-        )  # fmt: skip
-    return _amlguard.encrypt_file(
-        os.fspath(source),
-        os.fspath(destination),
-        _keks(kek, keks),
-        _context(context),
-        segment_size_bytes,
-        threads,
-    )
+    paths = [os.fspath(source), os.fspath(destination)]
+    with _audit.operation(audit, "encrypt", dataset=paths[0], paths=paths) as record:
+        listed = _keks(kek, keks)
+        record.key_ids = _ids(listed)
+        if _remote(storage_options, source, destination):
+            report = _amlguard.encrypt_location(
+                paths[0], paths[1], kek=listed, context=_context(context),
+                storage_options=dict(storage_options or {}),
+                segment_size_bytes=segment_size_bytes, threads=threads,
+            )  # fmt: skip
+        else:
+            report = _amlguard.encrypt_file(
+                paths[0], paths[1], listed, _context(context), segment_size_bytes, threads
+            )
+        _envelope_counts(record, report)
+    return report
 
 
 def decrypt_file(
@@ -138,19 +163,24 @@ def decrypt_file(
     context: Optional[Mapping[str, str]] = None,
     threads: Optional[int] = None,
     storage_options: StorageOptions = None,
+    audit: _audit.AuditTarget = None,
 ) -> EnvelopeReport:
     """Decrypt a container; ``destination`` appears only after every segment verified.
 
     Either path may be an Azure Blob URL (see :func:`encrypt_file`)."""
-    if _remote(storage_options, source, destination):
-        return _amlguard.decrypt_location(
-            os.fspath(source), os.fspath(destination), kek=_keks(kek, keks),
-            context=_context(context), storage_options=dict(storage_options or {}),
-            threads=threads,
-        )  # fmt: skip
-    return _amlguard.decrypt_file(
-        os.fspath(source), os.fspath(destination), _keks(kek, keks), _context(context), threads
-    )
+    paths = [os.fspath(source), os.fspath(destination)]
+    with _audit.operation(audit, "decrypt", dataset=paths[0], paths=paths) as record:
+        listed = _keks(kek, keks)
+        record.key_ids = _ids(listed)
+        if _remote(storage_options, source, destination):
+            report = _amlguard.decrypt_location(
+                paths[0], paths[1], kek=listed, context=_context(context),
+                storage_options=dict(storage_options or {}), threads=threads,
+            )  # fmt: skip
+        else:
+            report = _amlguard.decrypt_file(paths[0], paths[1], listed, _context(context), threads)
+        _envelope_counts(record, report)
+    return report
 
 
 def open_encrypted(
@@ -160,20 +190,45 @@ def open_encrypted(
     kek: Optional[Kek] = None,
     context: Optional[Mapping[str, str]] = None,
     storage_options: StorageOptions = None,
+    audit: _audit.AuditTarget = None,
 ) -> Union[EncryptedFile, EncryptedReader]:
     """Open a container for seekable, random-access reads of its plaintext (blobs use ranged
-    reads; see :func:`encrypt_file` for URLs)."""
-    if _remote(storage_options, path):
-        return _amlguard.open_encrypted_location(
-            os.fspath(path), kek=_keks(kek, keks), context=_context(context),
-            storage_options=dict(storage_options or {}),
-        )  # fmt: skip
-    return _amlguard.open_encrypted(os.fspath(path), _keks(kek, keks), _context(context))
+    reads; see :func:`encrypt_file` for URLs). The audit record is written at open time and
+    gives the plaintext size (what the handle can read), not what is read later."""
+    location = os.fspath(path)
+    opened: Union[EncryptedFile, EncryptedReader]
+    with _audit.operation(audit, "open_encrypted", dataset=location, paths=[location]) as record:
+        listed = _keks(kek, keks)
+        record.key_ids = _ids(listed)
+        if _remote(storage_options, path):
+            opened = _amlguard.open_encrypted_location(
+                location, kek=listed, context=_context(context),
+                storage_options=dict(storage_options or {}),
+            )  # fmt: skip
+        else:
+            opened = _amlguard.open_encrypted(location, listed, _context(context))
+        record.bytes = opened.size
+    return opened
 
 
-def rewrap(path: PathLike, *, old: Keks, new: Keks) -> HeaderInfo:
+def rewrap(path: PathLike, *, old: Keks, new: Keks, audit: _audit.AuditTarget = None) -> HeaderInfo:
     """Key rotation: re-wrap the container's DEK under ``new`` (rewrites the header only)."""
-    return _amlguard.rewrap(os.fspath(path), _keks(old, None, "old"), _keks(new, None, "new"))
+    location = os.fspath(path)
+    with _audit.operation(audit, "rewrap", dataset=location, paths=[location]) as record:
+        old_keks, new_keks = _keks(old, None, "old"), _keks(new, None, "new")
+        record.key_ids = _ids(old_keks) + _ids(new_keks)
+        record.details["old_key_ids"] = _ids(old_keks)
+        record.details["new_key_ids"] = _ids(new_keks)
+        info = _amlguard.rewrap(location, old_keks, new_keks)
+        record.details["header_key_ids"] = list(info.key_ids)
+        record.bytes = info.plaintext_len_bytes
+    return info
+
+
+def _envelope_counts(record: _audit.OperationRecord, report: EnvelopeReport) -> None:
+    record.key_ids = sorted(set(record.key_ids) | set(report.key_ids))
+    record.bytes = report.plaintext_bytes
+    record.details.update(container_bytes=report.container_bytes, segments=report.segments)
 
 
 def inspect(path: PathLike) -> HeaderInfo:

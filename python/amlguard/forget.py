@@ -30,6 +30,7 @@ from typing import Any, Optional, Union
 from . import _frames
 from . import audit as _audit
 from ._amlguard import LocalKeyring, SubjectKeyStore, forget_json, verify_forgotten_json
+from .exceptions import InvalidArgumentError
 
 __all__ = [
     "Dataset",
@@ -47,7 +48,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 @dataclass(frozen=True)
 class Dataset:
-    """A Parquet file, folder or hive-partitioned tree, and the column identifying subjects.
+    """A Parquet file, folder or hive-partitioned tree (or, with ``format="delta"``, a Delta
+    Lake table), and the column identifying subjects. Parquet datasets may be Azure Blob
+    prefixes (``az://container/prefix/``; see :func:`forget` for ``storage_options``).
 
     ``pseudonymised_with`` names the keyring key the id column was pseudonymised with
     (``pseudonym_op`` ``"hash"`` with ``encoding`` / ``truncate_bytes``, or ``"tokenize"``
@@ -62,6 +65,11 @@ class Dataset:
     encoding: str = "hex"
     truncate_bytes: Optional[int] = None
     tweak: str = ""
+    format: str = "parquet"
+
+    def __post_init__(self) -> None:
+        if self.format not in ("parquet", "delta"):
+            raise InvalidArgumentError(f"format: use 'parquet' or 'delta', not {self.format!r}")
 
     def _spec(self) -> tuple[str, str, Optional[str], str, str, Optional[int], str]:
         return (
@@ -96,6 +104,7 @@ class ForgetReceipt:
     audit_record_id: Optional[int]
     started_at: str
     elapsed_seconds: float
+    delta_tables: list[dict[str, Any]] = field(default_factory=list)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -162,20 +171,54 @@ def forget(
     subject_keys: Optional[SubjectKeyStore] = None,
     dry_run: bool = False,
     threads: Optional[int] = None,
+    vacuum: bool = False,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> ForgetReceipt:
     """Remove every row of ``subjects`` from ``datasets`` and destroy their keys in
-    ``subject_keys``; the receipt goes to ``audit`` (or ``$AMLGUARD_AUDIT_LOG``)."""
+    ``subject_keys``; the receipt goes to ``audit`` (or ``$AMLGUARD_AUDIT_LOG``).
+
+    Delta tables (``Dataset(..., format="delta")``) are handled first, each in one delete
+    transaction; ``vacuum=True`` then removes their superseded files and subject change-data
+    files, ending time travel to older versions (see :mod:`amlguard.delta`). Their part of the
+    receipt is ``receipt.delta_tables``, each also recorded in the audit log.
+
+    Parquet datasets may be on Azure Blob Storage (``az://container/prefix/``), reached with
+    ``storage_options``: an affected blob is replaced in one request made on the condition
+    that its ETag is still the one it was read at, so a blob changed meanwhile is refused
+    (:class:`~amlguard.ConcurrentModificationError`) and blobs without a subject row are never
+    written."""
     log = _audit.resolve(audit, keyring)
+    names = _subjects(subjects)
+    delta_tables = []
+    for dataset in (d for d in datasets if d.format == "delta"):
+        from .delta import forget_table
+
+        with _audit.operation(log, "forget", dataset=os.fspath(dataset.path)) as record:
+            record.subjects = names
+            table = forget_table(names, dataset, keyring=keyring, dry_run=dry_run, vacuum=vacuum)
+            record.rows = table["rows_removed"]
+            record.details.update(
+                format="delta", dry_run=dry_run, vacuum=vacuum,
+                version_before=table["version_before"], version_after=table["version_after"],
+                files_rewritten=len(table["files"]), files_vacuumed=len(table["files_vacuumed"]),
+                versions_lost_history=table["versions_lost_history"],
+                remaining_copies=len(table["remaining_copies"]),
+            )  # fmt: skip
+        delta_tables.append(table)
     text = forget_json(
-        _subjects(subjects),
-        [d._spec() for d in datasets],
+        names,
+        [d._spec() for d in datasets if d.format == "parquet"],
         keyring,
         dry_run,
         threads,
         log,
         subject_keys,
+        storage_options,
     )
     raw = json.loads(text)
+    raw["delta_tables"] = delta_tables
+    raw["datasets"] = list(raw["datasets"]) + [t["path"] for t in delta_tables]
+    raw["rows_removed"] = int(raw["rows_removed"]) + sum(t["rows_removed"] for t in delta_tables)
     return ForgetReceipt(**raw, raw=raw)
 
 
@@ -185,16 +228,27 @@ def verify_forgotten(
     *,
     keyring: Optional[LocalKeyring] = None,
     threads: Optional[int] = None,
+    storage_options: Optional[dict[str, Any]] = None,
 ) -> ForgetVerification:
-    """Scan ``datasets`` for any remaining row of ``subjects``."""
-    raw = json.loads(
-        verify_forgotten_json(_subjects(subjects), [d._spec() for d in datasets], keyring, threads)
-    )
+    """Scan ``datasets`` for any remaining row of ``subjects`` (Delta tables: their current
+    version)."""
+    names = _subjects(subjects)
+    parquet = [d._spec() for d in datasets if d.format == "parquet"]
+    raw = json.loads(verify_forgotten_json(names, parquet, keyring, threads, storage_options))
+    files_scanned = int(raw["files_scanned"])
+    found = [(str(p), int(n)) for p, n in raw["files_with_rows"]]
+    for dataset in (d for d in datasets if d.format == "delta"):
+        from .delta import verify_table
+
+        scanned, rows = verify_table(names, dataset, keyring)
+        files_scanned += scanned
+        found.extend(rows)
+    rows_found = sum(n for _, n in found)
     return ForgetVerification(
-        ok=bool(raw["ok"]),
-        files_scanned=int(raw["files_scanned"]),
-        rows_found=int(raw["rows_found"]),
-        files_with_rows=[(str(p), int(n)) for p, n in raw["files_with_rows"]],
+        ok=rows_found == 0,
+        files_scanned=files_scanned,
+        rows_found=rows_found,
+        files_with_rows=found,
     )
 
 

@@ -19,8 +19,12 @@
 //!   `fsync`, so threads and processes never interleave or lose records. Each append first
 //!   reads the records other writers added since, which keeps the chain and leaf list exact.
 //!
-//! An Azure append-blob sink (for logs shared across machines) is not implemented yet: today the
-//! log and the witness are local files (which may sit on a mounted share that honours locks).
+//! - A log named by an `az://` / `abfss://` URL ([`AuditLog::open_location`]) lives in an Azure
+//!   *append blob* shared by any number of machines. Each record is one Append Block made on the
+//!   condition that the blob still ends where this writer last read it
+//!   (`x-ms-blob-condition-appendpos`); when another writer got there first, nothing is
+//!   written, this writer reads their records and tries again with the chain extended. So
+//!   records never interleave nor get lost, without any lock. The witness stays a local file.
 //!
 //! ```
 //! use amlguard::audit::{AuditEvent, AuditLog, AuditOptions};
@@ -54,9 +58,15 @@ use sha2::Sha256;
 pub use self::checkpoint::{Checkpoint, CheckpointSigner};
 use self::merkle::{inclusion_path, leaf_hash, root_hash, Hash};
 pub use self::record::{Actor, Observer, Outcome, RecordBody, RecordKind, Target};
-pub use self::verify::{verify, verify_proof, VerifyReport};
+pub use self::verify::{verify, verify_proof, verify_reader, VerifyReport};
 use crate::error::{Error, Result};
+use crate::io::append_blob::AppendBlob;
+use crate::io::blob::{is_blob_url, StorageOptions};
 use crate::keys::LocalKeyring;
+
+/// Attempts at one append to a shared blob log before giving up (each lost race means another
+/// writer's record landed, so this bounds contention, not progress).
+const BLOB_APPEND_ATTEMPTS: usize = 64;
 
 /// HKDF purpose label of the key that pseudonymises subject identifiers in records.
 const SUBJECT_PURPOSE: &str = "audit-subject";
@@ -167,9 +177,10 @@ struct LogState {
     recovered_incomplete_bytes: u64,
 }
 
-/// An append-only, tamper-evident audit log in a local file.
+/// An append-only, tamper-evident audit log in a local file or an Azure append blob.
 pub struct AuditLog {
     path: PathBuf,
+    blob: Option<AppendBlob>,
     options: AuditOptions,
     state: Mutex<LogState>,
 }
@@ -200,6 +211,7 @@ impl AuditLog {
         }
         Ok(Self {
             path: path.into(),
+            blob: None,
             options,
             state: Mutex::new(LogState {
                 last_hash: record::GENESIS_HASH.into(),
@@ -208,10 +220,43 @@ impl AuditLog {
         })
     }
 
-    /// Open the log named by `$AMLGUARD_AUDIT_LOG`, if set.
+    /// Open the log at `location`: a local path, or an `az://` / `abfss://` URL of an append
+    /// blob (created on the first append) reached with `storage`.
+    pub fn open_location(
+        location: &str,
+        storage: &StorageOptions,
+        options: AuditOptions,
+    ) -> Result<Self> {
+        let mut log = Self::open(PathBuf::from(location), options)?;
+        if is_blob_url(location) {
+            log.blob = Some(AppendBlob::open(location, storage)?);
+        }
+        Ok(log)
+    }
+
+    /// Whether the log lives in an Azure append blob.
+    pub fn is_blob(&self) -> bool {
+        self.blob.is_some()
+    }
+
+    /// The whole log as stored.
+    pub fn read_all(&self) -> Result<Vec<u8>> {
+        match &self.blob {
+            Some(blob) => blob.read_from(0),
+            None => std::fs::read(&self.path)
+                .map_err(|e| Error::io("reading the audit log", &self.path, e)),
+        }
+    }
+
+    /// Open the log named by `$AMLGUARD_AUDIT_LOG`, if set (a blob URL is reached with the
+    /// `AZURE_STORAGE_*` environment).
     pub fn from_env(options: AuditOptions) -> Result<Option<Self>> {
-        match std::env::var_os(AUDIT_LOG_ENV).filter(|v| !v.is_empty()) {
-            Some(path) => Ok(Some(Self::open(PathBuf::from(path), options)?)),
+        match std::env::var(AUDIT_LOG_ENV).ok().filter(|v| !v.is_empty()) {
+            Some(location) => Ok(Some(Self::open_location(
+                &location,
+                &StorageOptions::default(),
+                options,
+            )?)),
             None => Ok(None),
         }
     }
@@ -267,9 +312,25 @@ impl AuditLog {
 
     /// The Ed25519 public key (hex) that signs this log's checkpoints; give it to verifiers.
     pub fn public_key(&self) -> Result<String> {
-        let (file, mut state) = self.locked()?;
-        self.catch_up(&file, &mut state)?;
+        let state = self.current()?;
         Ok(self.signer(&state)?.public_key_hex())
+    }
+
+    /// This process's state, brought up to date (for a local log, under the file lock, which
+    /// is released on return).
+    fn current(&self) -> Result<std::sync::MutexGuard<'_, LogState>> {
+        match &self.blob {
+            Some(blob) => {
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                self.blob_catch_up(blob, &mut state)?;
+                Ok(state)
+            }
+            None => {
+                let (file, mut state) = self.locked()?;
+                self.catch_up(&file, &mut state)?;
+                Ok(state)
+            }
+        }
     }
 
     /// The keyed pseudonym recorded for a data subject: HMAC-SHA256 of the identifier under a
@@ -343,42 +404,67 @@ impl AuditLog {
                 state.recovered_incomplete_bytes += read as u64;
                 break;
             }
-            let text = std::str::from_utf8(&line[..line.len() - 1])
-                .map_err(|_| self.error(format!("record {} is not UTF-8", state.leaves.len())))?;
-            let seq = state.leaves.len() as u64;
-            let (body, hash) = RecordBody::decode(text).map_err(|problem| {
-                self.error(format!(
-                    "record {seq} is damaged ({problem}); run `amlguard audit verify`"
-                ))
-            })?;
-            if body.seq != seq || body.prev_hash != state.last_hash {
-                return Err(self.error(format!(
-                    "record {seq} does not continue the chain; run `amlguard audit verify`"
-                )));
-            }
-            state.line_offsets.push(state.offset);
-            state.leaves.push(leaf_hash(text.as_bytes()));
-            state.last_hash = hex::encode(hash);
-            state.offset += read as u64;
-            match body.kind {
-                RecordKind::Checkpoint => {
-                    let value = serde_json::Value::Object(body.details);
-                    state.last_checkpoint = Some(checkpoint::parse_checkpoint(&value)?);
-                    state.since_checkpoint = 0;
-                }
-                RecordKind::Event => state.since_checkpoint += 1,
-            }
+            self.ingest_line(state, &line)?;
         }
         Ok(())
     }
 
-    fn write_record(
+    /// Take one complete line (newline included) another writer appended into the state.
+    fn ingest_line(&self, state: &mut LogState, line: &[u8]) -> Result<()> {
+        let text = std::str::from_utf8(&line[..line.len() - 1])
+            .map_err(|_| self.error(format!("record {} is not UTF-8", state.leaves.len())))?;
+        let seq = state.leaves.len() as u64;
+        let (body, hash) = RecordBody::decode(text).map_err(|problem| {
+            self.error(format!(
+                "record {seq} is damaged ({problem}); run `amlguard audit verify`"
+            ))
+        })?;
+        if body.seq != seq || body.prev_hash != state.last_hash {
+            return Err(self.error(format!(
+                "record {seq} does not continue the chain; run `amlguard audit verify`"
+            )));
+        }
+        state.line_offsets.push(state.offset);
+        state.leaves.push(leaf_hash(text.as_bytes()));
+        state.last_hash = hex::encode(hash);
+        state.offset += line.len() as u64;
+        match body.kind {
+            RecordKind::Checkpoint => {
+                let value = serde_json::Value::Object(body.details);
+                state.last_checkpoint = Some(checkpoint::parse_checkpoint(&value)?);
+                state.since_checkpoint = 0;
+            }
+            RecordKind::Event => state.since_checkpoint += 1,
+        }
+        Ok(())
+    }
+
+    /// Read the records appended to the blob (by anyone) since this process last looked.
+    /// Append Block is atomic, so a line without its newline means the blob was damaged.
+    fn blob_catch_up(&self, blob: &AppendBlob, state: &mut LogState) -> Result<()> {
+        let data = blob.read_from(state.offset)?;
+        let mut rest = data.as_slice();
+        while !rest.is_empty() {
+            let Some(end) = rest.iter().position(|b| *b == b'\n') else {
+                return Err(self.error(format!(
+                    "record {} is incomplete (no newline); run `amlguard audit verify`",
+                    state.leaves.len()
+                )));
+            };
+            let (line, tail) = rest.split_at(end + 1);
+            self.ingest_line(state, line)?;
+            rest = tail;
+        }
+        Ok(())
+    }
+
+    /// The line (newline included) and hash of the next record, chained onto `state`.
+    fn encode_record(
         &self,
-        mut file: &File,
-        state: &mut LogState,
+        state: &LogState,
         kind: RecordKind,
         event: AuditEvent,
-    ) -> Result<u64> {
+    ) -> Result<(Vec<u8>, Hash)> {
         let seq = state.leaves.len() as u64;
         let mut details = event.details;
         if state.recovered_incomplete_bytes > 0 {
@@ -409,24 +495,112 @@ impl AuditLog {
         let (line, hash) = body.encode()?;
         let mut bytes = line.into_bytes();
         bytes.push(b'\n');
+        Ok((bytes, hash))
+    }
+
+    fn write_record(
+        &self,
+        mut file: &File,
+        state: &mut LogState,
+        kind: RecordKind,
+        event: AuditEvent,
+    ) -> Result<u64> {
+        let (bytes, hash) = self.encode_record(state, kind, event)?;
         // One write on an O_APPEND descriptor under the lock: the record lands whole at the end.
         file.write_all(&bytes)
             .and_then(|_| file.sync_data())
             .map_err(|e| Error::io("appending to the audit log", &self.path, e))?;
+        Ok(self.record_written(state, &bytes, hash))
+    }
+
+    /// Account for a record now stored at the end of the log; returns its seq.
+    fn record_written(&self, state: &mut LogState, bytes: &[u8], hash: Hash) -> u64 {
+        let seq = state.leaves.len() as u64;
         state.line_offsets.push(state.offset);
         state.leaves.push(leaf_hash(&bytes[..bytes.len() - 1]));
         state.last_hash = hex::encode(hash);
         state.offset += bytes.len() as u64;
         state.recovered_incomplete_bytes = 0;
-        Ok(seq)
+        seq
     }
 
-    fn write_checkpoint(
+    /// Append one record to the blob if nobody appended since `state` was brought up to date;
+    /// `None` when someone did (nothing was written).
+    fn blob_write(
         &self,
-        file: &File,
+        blob: &AppendBlob,
+        state: &mut LogState,
+        kind: RecordKind,
+        event: AuditEvent,
+    ) -> Result<Option<u64>> {
+        let (bytes, hash) = self.encode_record(state, kind, event)?;
+        if blob.append_at(state.offset, &bytes)? {
+            return Ok(Some(self.record_written(state, &bytes, hash)));
+        }
+        Ok(None)
+    }
+
+    fn contention_error(&self) -> Error {
+        self.error(format!(
+            "lost the race to append {BLOB_APPEND_ATTEMPTS} times in a row to a busy shared log; try again"
+        ))
+    }
+
+    fn blob_append(&self, blob: &AppendBlob, event: AuditEvent) -> Result<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for attempt in 0..BLOB_APPEND_ATTEMPTS {
+            self.blob_catch_up(blob, &mut state)?;
+            let signer = if state.since_checkpoint + 1 >= self.options.checkpoint_every {
+                Some(self.signer(&state)?)
+            } else {
+                None
+            };
+            let written = self.blob_write(blob, &mut state, RecordKind::Event, event.clone())?;
+            if let Some(seq) = written {
+                state.since_checkpoint += 1;
+                if let Some(signer) = signer {
+                    self.blob_checkpoint(blob, &mut state, &signer)?;
+                }
+                return Ok(seq);
+            }
+            backoff(attempt);
+        }
+        Err(self.contention_error())
+    }
+
+    /// Append a checkpoint over everything in the blob, unless the last record already is one.
+    fn blob_checkpoint(
+        &self,
+        blob: &AppendBlob,
         state: &mut LogState,
         signer: &CheckpointSigner,
     ) -> Result<Checkpoint> {
+        for attempt in 0..BLOB_APPEND_ATTEMPTS {
+            self.blob_catch_up(blob, state)?;
+            if let Some(last) = &state.last_checkpoint {
+                if state.since_checkpoint == 0 {
+                    return Ok(last.clone());
+                }
+            }
+            let (checkpoint, event) = self.checkpoint_event(state, signer)?;
+            if self
+                .blob_write(blob, state, RecordKind::Checkpoint, event)?
+                .is_some()
+            {
+                self.checkpoint_written(state, &checkpoint)?;
+                return Ok(checkpoint);
+            }
+            backoff(attempt);
+        }
+        Err(self.contention_error())
+    }
+
+    /// A checkpoint over every record in `state`, and the record that carries it.
+    fn checkpoint_event(
+        &self,
+        state: &LogState,
+        signer: &CheckpointSigner,
+    ) -> Result<(Checkpoint, AuditEvent)> {
         let tree_size = state.leaves.len() as u64;
         let checkpoint = signer.sign(tree_size, &root_hash(&state.leaves), &now_rfc3339());
         let details = match serde_json::to_value(&checkpoint) {
@@ -436,11 +610,27 @@ impl AuditLog {
         let mut event = AuditEvent::new("checkpoint");
         event.key_ids = vec![signer.key_id().to_owned()];
         event.details = details;
+        Ok((checkpoint, event))
+    }
+
+    fn write_checkpoint(
+        &self,
+        file: &File,
+        state: &mut LogState,
+        signer: &CheckpointSigner,
+    ) -> Result<Checkpoint> {
+        let (checkpoint, event) = self.checkpoint_event(state, signer)?;
         self.write_record(file, state, RecordKind::Checkpoint, event)?;
+        self.checkpoint_written(state, &checkpoint)?;
+        Ok(checkpoint)
+    }
+
+    /// Account for a checkpoint now in the log, and mirror it to the witness.
+    fn checkpoint_written(&self, state: &mut LogState, checkpoint: &Checkpoint) -> Result<()> {
         state.last_checkpoint = Some(checkpoint.clone());
         state.since_checkpoint = 0;
         if let Some(witness) = &self.options.witness {
-            let mut line = serde_json::to_string(&checkpoint)
+            let mut line = serde_json::to_string(checkpoint)
                 .map_err(|_| self.error("cannot encode a checkpoint"))?;
             line.push('\n');
             let mut witness_file = OpenOptions::new()
@@ -454,12 +644,15 @@ impl AuditLog {
                 .and_then(|_| witness_file.sync_data())
                 .map_err(|e| Error::io("appending to the audit witness", witness, e))?;
         }
-        Ok(checkpoint)
+        Ok(())
     }
 
     /// Append one record; returns its id (`seq`). A checkpoint follows every
     /// `checkpoint_every` records.
     pub fn append(&self, event: AuditEvent) -> Result<u64> {
+        if let Some(blob) = &self.blob {
+            return self.blob_append(blob, event);
+        }
         let (file, mut state) = self.locked()?;
         self.catch_up(&file, &mut state)?;
         // Load the signer before writing when a checkpoint falls due, so that a missing signing
@@ -480,6 +673,11 @@ impl AuditLog {
     /// Append a checkpoint now unless the last record already is one; returns the latest
     /// checkpoint. Call it after an important record so that it is covered at once.
     pub fn checkpoint(&self) -> Result<Checkpoint> {
+        if let Some(blob) = &self.blob {
+            let mut state = self.current()?;
+            let signer = self.signer(&state)?;
+            return self.blob_checkpoint(blob, &mut state, &signer);
+        }
         let (file, mut state) = self.locked()?;
         self.catch_up(&file, &mut state)?;
         match &state.last_checkpoint {
@@ -493,9 +691,7 @@ impl AuditLog {
 
     /// Number of records in the log (checkpoints included).
     pub fn len(&self) -> Result<u64> {
-        let (file, mut state) = self.locked()?;
-        self.catch_up(&file, &mut state)?;
-        Ok(state.leaves.len() as u64)
+        Ok(self.current()?.leaves.len() as u64)
     }
 
     /// Whether the log has no records.
@@ -506,8 +702,50 @@ impl AuditLog {
     /// An inclusion proof for record `record_id` against the latest checkpoint, writing a
     /// checkpoint first when none covers the record yet.
     pub fn prove(&self, record_id: u64) -> Result<InclusionProof> {
-        let (mut file, mut state) = self.locked()?;
+        if let Some(blob) = &self.blob {
+            let mut state = self.current()?;
+            return self.prove_in(
+                &mut state,
+                record_id,
+                |state| {
+                    let signer = self.signer(state)?;
+                    self.blob_checkpoint(blob, state, &signer)
+                },
+                |start, end| blob.read_range(start, Some(end)),
+            );
+        }
+        let (file, mut state) = self.locked()?;
         self.catch_up(&file, &mut state)?;
+        let reader = file
+            .try_clone()
+            .map_err(|e| Error::io("reading the audit log", &self.path, e))?;
+        self.prove_in(
+            &mut state,
+            record_id,
+            |state| {
+                let signer = self.signer(state)?;
+                self.write_checkpoint(&file, state, &signer)
+            },
+            |start, end| {
+                let mut line = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
+                (&reader)
+                    .seek(SeekFrom::Start(start))
+                    .and_then(|_| (&reader).read_exact(&mut line))
+                    .map_err(|e| Error::io("reading the audit log", &self.path, e))?;
+                Ok(line)
+            },
+        )
+    }
+
+    /// [`AuditLog::prove`] once the state is current: `checkpoint` appends one when none
+    /// covers the record yet, `read` fetches the bytes of a byte range of the log.
+    fn prove_in(
+        &self,
+        state: &mut LogState,
+        record_id: u64,
+        checkpoint: impl FnOnce(&mut LogState) -> Result<Checkpoint>,
+        read: impl FnOnce(u64, u64) -> Result<Vec<u8>>,
+    ) -> Result<InclusionProof> {
         let count = state.leaves.len() as u64;
         if record_id >= count {
             return Err(Error::InvalidArgument {
@@ -517,10 +755,7 @@ impl AuditLog {
         }
         let checkpoint = match &state.last_checkpoint {
             Some(last) if last.tree_size > record_id => last.clone(),
-            _ => {
-                let signer = self.signer(&state)?;
-                self.write_checkpoint(&file, &mut state, &signer)?
-            }
+            _ => checkpoint(state)?,
         };
         let tree_size = checkpoint.tree_size;
         let covered = usize::try_from(tree_size)
@@ -539,10 +774,7 @@ impl AuditLog {
             .get(index + 1)
             .copied()
             .unwrap_or(state.offset);
-        let mut line = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
-        file.seek(SeekFrom::Start(start))
-            .and_then(|_| file.read_exact(&mut line))
-            .map_err(|e| Error::io("reading the audit log", &self.path, e))?;
+        let mut line = read(start, end)?;
         line.pop(); // newline
         let record = String::from_utf8(line).map_err(|_| self.error("record is not UTF-8"))?;
         Ok(InclusionProof {
@@ -561,7 +793,18 @@ impl AuditLog {
             Some(key) => Some(key.to_owned()),
             None => self.pinned_key_from_keyring(),
         };
-        verify(&self.path, self.witness(), pinned.as_deref())
+        match &self.blob {
+            Some(blob) => {
+                let data = blob.read_from(0)?;
+                verify_reader(
+                    &self.path,
+                    data.as_slice(),
+                    self.witness(),
+                    pinned.as_deref(),
+                )
+            }
+            None => verify(&self.path, self.witness(), pinned.as_deref()),
+        }
     }
 
     fn pinned_key_from_keyring(&self) -> Option<String> {
@@ -569,6 +812,14 @@ impl AuditLog {
         let key = keyring.key(&self.options.signing_key).ok()?;
         Some(CheckpointSigner::new(&key).public_key_hex())
     }
+}
+
+/// A short, growing pause after losing an append race, so that contending writers spread out.
+fn backoff(attempt: usize) {
+    let micros = 200u64 << attempt.min(8);
+    std::thread::sleep(std::time::Duration::from_micros(
+        micros + u64::from(std::process::id() % 97),
+    ));
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! the log's root at that size. Records after the last checkpoint are covered by the chain only;
 //! the report says how many.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::checkpoint::{parse_checkpoint, Checkpoint};
@@ -93,6 +93,16 @@ pub fn verify(
 ) -> Result<VerifyReport> {
     let file =
         std::fs::File::open(path).map_err(|e| Error::io("opening the audit log", path, e))?;
+    verify_reader(path, file, witness, trusted_public_key)
+}
+
+/// [`verify`] over a log read from `log` (a downloaded blob, say); `path` names it in errors.
+pub fn verify_reader(
+    path: &Path,
+    log: impl Read,
+    witness: Option<&Path>,
+    trusted_public_key: Option<&str>,
+) -> Result<VerifyReport> {
     let mut verifier = Verifier {
         report: VerifyReport {
             ok: true,
@@ -104,7 +114,7 @@ pub fn verify(
         checkpoint_sizes: Vec::new(),
     };
     let mut previous_hash = GENESIS_HASH.to_owned();
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::new(log);
     let mut line = Vec::new();
     loop {
         line.clear();

@@ -18,6 +18,9 @@
 //! - With a [`SubjectKeyStore`], the subjects' keys are destroyed (crypto-shredding): every
 //!   value encrypted under them, in any copy anywhere, becomes unreadable.
 //! - `dry_run` scans and reports what would change, and writes nothing but the audit record.
+//! - A dataset whose path is an `az://` / `abfss://` prefix is forgotten blob by blob
+//!   ([`ForgetOptions::storage`] says how to reach it): each affected blob is replaced by one
+//!   put conditioned on the ETag it was scanned at, so a blob changed meanwhile is refused.
 //!
 //! ```no_run
 //! use amlguard::forget::{forget, Dataset, ForgetOptions, IdForm};
@@ -29,6 +32,7 @@
 //! println!("{} rows removed from {} files", receipt.rows_removed, receipt.files.len());
 //! ```
 
+mod blob_dataset;
 pub mod journal;
 pub mod matcher;
 pub mod parquet;
@@ -46,6 +50,7 @@ use self::parquet::{rewrite_file, scan_file, FileScan};
 pub use self::shred::{KeyDestruction, OnForgotten, SubjectKeyStore};
 use crate::audit::{now_rfc3339, AuditEvent, AuditLog, Outcome};
 use crate::error::{Error, Result};
+use crate::io::blob::{is_blob_url, StorageOptions};
 use crate::keys::KeyProvider;
 use crate::parallel::RunControl;
 
@@ -71,6 +76,13 @@ pub struct ForgetOptions<'a> {
     pub audit: Option<&'a AuditLog>,
     /// Per-subject keys to destroy.
     pub subject_keys: Option<&'a SubjectKeyStore>,
+    /// How to reach datasets on Azure Blob Storage (default: the `AZURE_STORAGE_*`
+    /// environment).
+    pub storage: Option<&'a StorageOptions>,
+}
+
+fn is_blob_dataset(dataset: &Dataset) -> bool {
+    is_blob_url(&dataset.path.to_string_lossy())
 }
 
 /// One file rewritten (or, in a dry run, that would be).
@@ -352,7 +364,13 @@ fn forget_inner(
             .map(|s| log.subject_pseudonym(s))
             .collect::<Result<_>>()?;
     }
-    let prepared = prepare(subjects, datasets, keys, options.threads, control)?;
+    let (remote, local): (Vec<Dataset>, Vec<Dataset>) =
+        datasets.iter().cloned().partition(is_blob_dataset);
+    let prepared = prepare(subjects, &local, keys, options.threads, control)?;
+    let remote_needles = remote
+        .iter()
+        .map(|d| Needles::build(subjects, &d.id_form, keys))
+        .collect::<Result<Vec<_>>>()?;
     let request = request_fingerprint(subjects, options.audit)?;
     let mut journals = Vec::new();
     for item in &prepared {
@@ -452,6 +470,22 @@ fn forget_inner(
         }
         journals.push(journal.into_inner().unwrap_or_else(|p| p.into_inner()));
     }
+    // Blob datasets: each affected blob is replaced by one conditional put (blob_dataset).
+    let default_storage = StorageOptions::default();
+    let storage = options.storage.unwrap_or(&default_storage);
+    for (dataset, needles) in remote.iter().zip(&remote_needles) {
+        let outcome = blob_dataset::forget_in_blobs(
+            &dataset.path.to_string_lossy(),
+            &dataset.id_column,
+            needles,
+            storage,
+            options.dry_run,
+            control,
+        )?;
+        receipt.files_scanned += outcome.files_scanned;
+        receipt.bytes_total += outcome.bytes_total;
+        receipt.files.extend(outcome.changes);
+    }
     receipt.files.sort_by(|a, b| a.path.cmp(&b.path));
     receipt.rows_removed = receipt.files.iter().map(|f| f.rows_removed).sum();
     receipt.bytes_rewritten = receipt.files.iter().map(|f| f.bytes_after).sum();
@@ -531,8 +565,44 @@ pub fn verify_forgotten(
     threads: Option<usize>,
     control: &RunControl,
 ) -> Result<ForgetVerification> {
-    let prepared = prepare(subjects, datasets, keys, threads, control)?;
+    verify_forgotten_in(
+        subjects,
+        datasets,
+        keys,
+        threads,
+        &StorageOptions::default(),
+        control,
+    )
+}
+
+/// [`verify_forgotten`] with the storage options blob datasets are reached with.
+pub fn verify_forgotten_in(
+    subjects: &[String],
+    datasets: &[Dataset],
+    keys: &dyn KeyProvider,
+    threads: Option<usize>,
+    storage: &StorageOptions,
+    control: &RunControl,
+) -> Result<ForgetVerification> {
+    let (remote, local): (Vec<Dataset>, Vec<Dataset>) =
+        datasets.iter().cloned().partition(is_blob_dataset);
+    let prepared = prepare(subjects, &local, keys, threads, control)?;
     let mut verification = ForgetVerification::default();
+    for dataset in &remote {
+        let needles = Needles::build(subjects, &dataset.id_form, keys)?;
+        let (scanned, found) = blob_dataset::find_in_blobs(
+            &dataset.path.to_string_lossy(),
+            &dataset.id_column,
+            &needles,
+            storage,
+            control,
+        )?;
+        verification.files_scanned += scanned;
+        for (path, rows) in found {
+            verification.rows_found += rows;
+            verification.files_with_rows.push((path, rows));
+        }
+    }
     for item in prepared {
         for scan in item.scans {
             verification.files_scanned += 1;

@@ -219,6 +219,43 @@ pub struct BlobLocation {
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
     options: StorageOptions,
+    endpoint: Arc<Endpoint>,
+}
+
+/// Where a location's blob service is and how to sign for it, for requests `object_store`
+/// does not make itself (append blobs).
+struct Endpoint {
+    /// `https://<account>.blob.core.windows.net/<container>` (or the emulator's / endpoint's).
+    container_url: url::Url,
+    account: String,
+    credentials: crate::io::append_blob::AzureCredentials,
+}
+
+/// The REST address of one blob, its account and its credentials.
+pub(crate) struct BlobEndpoint {
+    pub(crate) blob_url: url::Url,
+    pub(crate) account: String,
+    pub(crate) credentials: crate::io::append_blob::AzureCredentials,
+}
+
+/// The REST address and credentials of the blob `url` names (see [`BlobLocation::parse`]).
+pub(crate) fn blob_endpoint(url: &str, options: &StorageOptions) -> Result<BlobEndpoint> {
+    let location = BlobLocation::parse(url, options)?;
+    let mut blob_url = location.endpoint.container_url.clone();
+    {
+        let mut segments = blob_url
+            .path_segments_mut()
+            .map_err(|_| invalid_url(url, "has an endpoint that cannot hold a path"))?;
+        segments.pop_if_empty();
+        for part in location.path.parts() {
+            segments.push(part.as_ref());
+        }
+    }
+    Ok(BlobEndpoint {
+        blob_url,
+        account: location.endpoint.account.clone(),
+        credentials: location.endpoint.credentials.clone(),
+    })
 }
 
 impl std::fmt::Debug for BlobLocation {
@@ -258,6 +295,7 @@ impl BlobLocation {
                     store: directory.store.clone(),
                     path: meta.location,
                     options: directory.options.clone(),
+                    endpoint: directory.endpoint.clone(),
                 })
             })
             .collect();
@@ -330,15 +368,51 @@ impl BlobLocation {
                 cached: tokio::sync::Mutex::new(None),
             }));
         }
+        let config = |key: AzureConfigKey| builder.get_config_value(&key).filter(|v| !v.is_empty());
+        let emulator = config(AzureConfigKey::UseEmulator).is_some_and(|v| v == "true");
+        // abfss://container@account.dfs.core.windows.net names the account (and wins over the
+        // options, as in object_store); az:// takes it from the options or environment.
+        let account_host = match host.split_once('@') {
+            Some((_, account_host)) => Some(account_host),
+            None if !parsed.username().is_empty() => Some(host),
+            None => None,
+        };
+        let account = match account_host {
+            Some(account_host) => account_host.split('.').next().map(str::to_owned),
+            None => config(AzureConfigKey::AccountName),
+        };
+        let account = match (account, emulator) {
+            (Some(account), _) => account,
+            (None, true) => "devstoreaccount1".to_owned(),
+            (None, false) => String::new(), // build() below reports the missing account
+        };
+        let service = if emulator {
+            let base = std::env::var("AZURITE_BLOB_STORAGE_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:10000".into());
+            format!("{}/{account}", base.trim_end_matches('/'))
+        } else {
+            config(AzureConfigKey::Endpoint)
+                .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"))
+        };
+        let container_url =
+            url::Url::parse(&format!("{}/{container}", service.trim_end_matches('/'))).map_err(
+                |e| invalid_url(url, &format!("gives an invalid service endpoint ({e})")),
+            )?;
         let store = builder.build().map_err(|e| Error::InvalidArgument {
             name: "storage_options",
             message: format!("cannot reach '{url}' with these options: {e}"),
         })?;
+        let endpoint = Arc::new(Endpoint {
+            container_url,
+            account,
+            credentials: store.credentials().clone(),
+        });
         Ok(Self {
             url: url.to_owned(),
             store: Arc::new(store),
             path,
             options: options.clone(),
+            endpoint,
         })
     }
 
@@ -360,6 +434,49 @@ impl BlobLocation {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(storage_error("reading", &self.url, e)),
+        }
+    }
+
+    /// The whole blob and the ETag it was read at.
+    pub fn get_with_etag(&self) -> Result<(Bytes, Option<String>)> {
+        let result = block_on(self.store.get_opts(&self.path, Default::default()))?
+            .map_err(|e| storage_error("reading", &self.url, e))?;
+        let etag = result.meta.e_tag.clone();
+        let data = block_on(result.bytes())?.map_err(|e| storage_error("reading", &self.url, e))?;
+        Ok((data, etag))
+    }
+
+    /// The whole blob if its ETag is still `etag` (`If-Match`); `None` when it changed.
+    pub fn get_if_unchanged(&self, etag: &str) -> Result<Option<Bytes>> {
+        let options = object_store::GetOptions {
+            if_match: Some(etag.to_owned()),
+            ..Default::default()
+        };
+        let result = match block_on(self.store.get_opts(&self.path, options))? {
+            Ok(result) => result,
+            Err(object_store::Error::Precondition { .. }) => return Ok(None),
+            Err(e) => return Err(storage_error("reading", &self.url, e)),
+        };
+        let data = block_on(result.bytes())?.map_err(|e| storage_error("reading", &self.url, e))?;
+        Ok(Some(data))
+    }
+
+    /// Replace the blob with `data` in one request, only if its ETag is still `etag`
+    /// (`If-Match`); `false` when it changed since (nothing was written).
+    pub fn put_if_unchanged(&self, data: Vec<u8>, etag: &str) -> Result<bool> {
+        let version = object_store::UpdateVersion {
+            e_tag: Some(etag.to_owned()),
+            version: None,
+        };
+        let put = self.store.put_opts(
+            &self.path,
+            PutPayload::from(data),
+            object_store::PutMode::Update(version).into(),
+        );
+        match block_on(put)? {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(storage_error("writing", &self.url, e)),
         }
     }
 
@@ -741,6 +858,37 @@ impl Drop for BlobWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn append_blob_endpoints_address_the_blob_as_object_store_does() {
+        let options =
+            StorageOptions::from_pairs([("account_name", "acct"), ("account_key", "a2V5")]);
+        let plain = blob_endpoint("az://logs/audit/2026/log.jsonl", &options).unwrap();
+        assert_eq!(
+            plain.blob_url.as_str(),
+            "https://acct.blob.core.windows.net/logs/audit/2026/log.jsonl"
+        );
+        assert_eq!(plain.account, "acct");
+        let abfss =
+            blob_endpoint("abfss://logs@other.dfs.core.windows.net/a.jsonl", &options).unwrap();
+        assert_eq!(
+            abfss.blob_url.as_str(),
+            "https://other.blob.core.windows.net/logs/a.jsonl"
+        );
+        assert_eq!(abfss.account, "other");
+        let private = StorageOptions::from_pairs([
+            ("account_name", "acct"),
+            ("account_key", "a2V5"),
+            ("endpoint", "https://blobs.internal.example:8443/"),
+        ]);
+        assert_eq!(
+            blob_endpoint("az://logs/a.jsonl", &private)
+                .unwrap()
+                .blob_url
+                .as_str(),
+            "https://blobs.internal.example:8443/logs/a.jsonl"
+        );
+    }
 
     #[test]
     fn urls_are_checked_before_any_request() {

@@ -6,11 +6,12 @@
 //! compression codec. CSV input is read with inferred types, except that columns the policy
 //! masks with a string operator are read as text, so that `02139` stays `02139`.
 //!
-//! Azure Blob Storage lives in [`blob`] (`az://` / `abfss://` URLs, block uploads that commit only
+//! Azure Blob Storage lives in [`blob`] (and append blobs, for shared logs, in [`append_blob`]) (`az://` / `abfss://` URLs, block uploads that commit only
 //! when complete, ranged reads); [`location`] encrypts, decrypts and masks between local paths
 //! and blobs. Masking streams at both ends: a Parquet blob is read with ranged GETs of the
 //! footer and the column chunks it needs, and the output is uploaded in blocks as it is written.
 
+pub mod append_blob;
 pub mod atomic;
 pub mod blob;
 pub mod location;

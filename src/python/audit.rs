@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::blob::storage_options_from;
 use super::keys::PyLocalKeyring;
 use crate::audit::{AuditEvent, AuditLog, AuditOptions, InclusionProof, Outcome, VerifyReport};
 use crate::error::Error;
+use crate::io::append_blob::AppendBlob;
 use crate::keys::LocalKeyring;
 
 /// An append-only, tamper-evident audit log (JSON Lines, hash chain, signed Merkle checkpoints).
@@ -34,13 +36,14 @@ fn py_to_json(value: &Bound<'_, PyAny>) -> PyResult<String> {
 #[pymethods]
 impl PyAuditLog {
     #[new]
-    #[pyo3(signature = (path, *, keyring=None, signing_key="audit", witness=None, checkpoint_every=100))]
+    #[pyo3(signature = (path, *, keyring=None, signing_key="audit", witness=None, checkpoint_every=100, storage_options=None))]
     fn new(
         path: PathBuf,
         keyring: Option<&Bound<'_, PyLocalKeyring>>,
         signing_key: &str,
         witness: Option<PathBuf>,
         checkpoint_every: u64,
+        storage_options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let keyring = match keyring {
             Some(keyring) => keyring.get().inner.clone(),
@@ -52,8 +55,10 @@ impl PyAuditLog {
             witness,
             checkpoint_every,
         };
+        let location = path.to_string_lossy();
+        let storage = storage_options_from(storage_options)?;
         Ok(Self {
-            inner: AuditLog::open(path, options)?,
+            inner: AuditLog::open_location(&location, &storage, options)?,
         })
     }
 
@@ -177,8 +182,8 @@ impl PyAuditLog {
     /// Ids of the records whose subjects include `subject` (found through its pseudonym).
     fn find_subject(&self, subject: &str) -> PyResult<Vec<u64>> {
         let pseudonym = self.inner.subject_pseudonym(subject)?;
-        let text = std::fs::read_to_string(self.inner.path())
-            .map_err(|e| Error::io("reading the audit log", self.inner.path(), e))?;
+        let data = self.inner.read_all()?;
+        let text = String::from_utf8_lossy(&data);
         let mut found = Vec::new();
         for line in text.lines() {
             if let Ok((body, _)) = crate::audit::RecordBody::decode(line) {
@@ -266,16 +271,30 @@ pub(crate) fn verify_proof(proof: &Bound<'_, PyAny>, public_key: Option<String>)
     Ok(crate::audit::verify_proof(&proof, public_key.as_deref()))
 }
 
-/// Verify an audit log file (and optionally its witness) without a keyring.
+/// Verify an audit log file or append blob (and optionally its witness) without a keyring.
 #[pyfunction]
-#[pyo3(signature = (path, witness=None, public_key=None))]
+#[pyo3(signature = (path, witness=None, public_key=None, storage_options=None))]
 pub(crate) fn verify_audit_log(
     py: Python<'_>,
     path: PathBuf,
     witness: Option<PathBuf>,
     public_key: Option<String>,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyAuditReport> {
-    let report =
-        py.detach(|| crate::audit::verify(&path, witness.as_deref(), public_key.as_deref()))?;
+    let location = path.to_string_lossy().into_owned();
+    let report = if crate::io::blob::is_blob_url(&location) {
+        let blob = AppendBlob::open(&location, &storage_options_from(storage_options)?)?;
+        py.detach(|| {
+            let data = blob.read_from(0)?;
+            crate::audit::verify_reader(
+                &path,
+                data.as_slice(),
+                witness.as_deref(),
+                public_key.as_deref(),
+            )
+        })?
+    } else {
+        py.detach(|| crate::audit::verify(&path, witness.as_deref(), public_key.as_deref()))?
+    };
     Ok(report.into())
 }

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3_arrow::PyTable;
 
+use pyo3::types::PyDict;
+
 use super::audit::PyAuditLog;
+use super::blob::storage_options_from;
 use super::keys::PyLocalKeyring;
 use super::run::run_blocking;
 use crate::error::Error;
@@ -73,7 +76,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
 
 /// Forget subjects across datasets; returns the receipt as JSON.
 #[pyfunction]
-#[pyo3(signature = (subjects, datasets, keyring=None, dry_run=false, threads=None, audit=None, subject_keys=None))]
+#[pyo3(signature = (subjects, datasets, keyring=None, dry_run=false, threads=None, audit=None, subject_keys=None, storage_options=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forget_json(
     py: Python<'_>,
@@ -84,7 +87,9 @@ pub(crate) fn forget_json(
     threads: Option<usize>,
     audit: Option<&Bound<'_, PyAuditLog>>,
     subject_keys: Option<&Bound<'_, PySubjectKeyStore>>,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<String> {
+    let storage = storage_options_from(storage_options)?;
     let datasets = datasets
         .into_iter()
         .map(to_dataset)
@@ -95,6 +100,7 @@ pub(crate) fn forget_json(
         threads,
         audit: audit.map(|a| &a.get().inner),
         subject_keys: subject_keys.map(|s| &s.get().inner),
+        storage: Some(&storage),
     };
     let control = RunControl::new();
     let receipt = run_blocking(py, &control, None, |control| {
@@ -105,14 +111,16 @@ pub(crate) fn forget_json(
 
 /// Scan datasets for any remaining row of the subjects; returns the verification as JSON.
 #[pyfunction]
-#[pyo3(signature = (subjects, datasets, keyring=None, threads=None))]
+#[pyo3(signature = (subjects, datasets, keyring=None, threads=None, storage_options=None))]
 pub(crate) fn verify_forgotten_json(
     py: Python<'_>,
     subjects: Vec<String>,
     datasets: Vec<DatasetSpec>,
     keyring: Option<&Bound<'_, PyLocalKeyring>>,
     threads: Option<usize>,
+    storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<String> {
+    let storage = storage_options_from(storage_options)?;
     let datasets = datasets
         .into_iter()
         .map(to_dataset)
@@ -120,7 +128,9 @@ pub(crate) fn verify_forgotten_json(
     let keyring = keyring_or_default(keyring)?;
     let control = RunControl::new();
     let verification = run_blocking(py, &control, None, |control| {
-        crate::forget::verify_forgotten(&subjects, &datasets, &keyring, threads, control)
+        crate::forget::verify_forgotten_in(
+            &subjects, &datasets, &keyring, threads, &storage, control,
+        )
     })?;
     to_json(&verification)
 }

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 
+use super::audit::PyAuditLog;
+use crate::audit::{AuditEvent, Outcome};
 use crate::keys::{CachingKek, DekCacheLimits, KeyEncryptionKey, LocalKeyring};
 
 /// A key-encryption key: wraps and unwraps data keys. Unwrapped data keys are cached in memory
@@ -72,9 +74,51 @@ impl PyLocalKeyring {
         Ok(self.inner.ensure_key(name)?.to_string())
     }
 
-    /// Add a new version of `name`; older versions stay usable. Returns the new key id.
-    fn rotate(&self, name: &str) -> PyResult<String> {
-        Ok(self.inner.rotate(name)?.to_string())
+    /// Add a new version of `name`; older versions stay usable. Returns the new key id. With
+    /// `audit` (an `AuditLog` or a path; default `$AMLGUARD_AUDIT_LOG`) the rotation, failed or
+    /// not, is recorded with the previous and new key ids.
+    #[pyo3(signature = (name, *, audit=None))]
+    fn rotate(
+        slf: &Bound<'_, Self>,
+        name: &str,
+        audit: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let py = slf.py();
+        // One resolution rule for every operation: the Python helper (log object, path or env).
+        let log = py
+            .import("amlguard.audit")?
+            .getattr("resolve")?
+            .call1((audit, slf))?;
+        let keyring = &slf.get().inner;
+        let previous = keyring
+            .versions(name)
+            .ok()
+            .and_then(|v| v.last().map(|last| format!("{name}@{last}")));
+        let rotated = keyring.rotate(name).map(|id| id.to_string());
+        if let Ok(log) = log.cast::<PyAuditLog>() {
+            let mut event = AuditEvent::new("rotate_key");
+            event.target.dataset = Some(keyring.path().to_string_lossy().into_owned());
+            event.key_ids.extend(previous.clone());
+            event.details.insert("key_name".into(), name.into());
+            if let Some(previous) = previous {
+                event
+                    .details
+                    .insert("previous_key_id".into(), previous.into());
+            }
+            match &rotated {
+                Ok(id) => {
+                    event.key_ids.push(id.clone());
+                    event.details.insert("new_key_id".into(), id.clone().into());
+                }
+                Err(error) => {
+                    event.outcome = Outcome::Failure;
+                    event.error = Some(error.to_string());
+                }
+            }
+            let log = &log.get().inner;
+            py.detach(|| log.append(event))?;
+        }
+        Ok(rotated?)
     }
 
     /// Names of all keys.

@@ -1,0 +1,188 @@
+"""Forget in Delta Lake tables (real deltalake tables in temporary directories)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import amlguard as ag
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pytest
+
+deltalake = pytest.importorskip("deltalake")
+
+GONE = ["subject-000", "subject-017"]
+
+
+def people(start: int, stop: int) -> pa.Table:
+    ids = [f"subject-{i % 40:03d}" for i in range(start, stop)]
+    return pa.table(
+        {"patient_id": ids, "visit": list(range(start, stop)), "note": ["x"] * len(ids)}
+    )
+
+
+def make_table(path: Path, *, change_data_feed: bool = False) -> pa.Table:
+    configuration = {"delta.enableChangeDataFeed": "true"} if change_data_feed else None
+    deltalake.write_deltalake(path, people(0, 200), configuration=configuration)
+    deltalake.write_deltalake(path, people(200, 400), mode="append")
+    deltalake.write_deltalake(path, people(400, 600), mode="append")
+    return deltalake.DeltaTable(path).to_pyarrow_table()
+
+
+def subject_rows_anywhere(root: Path, ids: list[str]) -> dict[str, int]:
+    """Every Parquet file under the table (data, superseded, change data) holding a subject."""
+    found = {}
+    for path in root.rglob("*.parquet"):
+        if "_delta_log" in path.parts:
+            continue
+        # Change-data files hold string_view columns, which is_in lacks: compare as string.
+        matching = pc.field("patient_id").cast(pa.string()).isin(ids)
+        rows = ds.dataset(str(path)).count_rows(filter=matching)
+        if rows:
+            found[str(path)] = rows
+    return found
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()
+    }
+
+
+def sorted_rows(table: Any) -> list[dict[str, Any]]:
+    return sorted(pa.table(table).to_pylist(), key=lambda row: row["visit"])
+
+
+def test_rows_are_gone_and_other_rows_intact(tmp_path: Path, keyring: ag.LocalKeyring) -> None:
+    root = tmp_path / "visits"
+    before = make_table(root)
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+    receipt = ag.forget(GONE, [dataset], keyring=keyring)
+
+    after = deltalake.DeltaTable(root).to_pyarrow_table()
+    expected = before.filter(pc.invert(pc.field("patient_id").isin(GONE)))
+    assert sorted_rows(after) == sorted_rows(expected)
+    assert receipt.rows_removed == before.num_rows - after.num_rows == 30
+    (table,) = receipt.delta_tables
+    assert table["rows_removed"] == 30 and len(table["files"]) == 3
+    assert table["version_after"] == table["version_before"] + 1
+    assert table["versions_with_subject_rows"] == [0, 1, 2]
+    assert str(root) in receipt.datasets
+    assert ag.verify_forgotten(GONE, [dataset], keyring=keyring)
+    # The delete commit names the subjects only by digest.
+    newest = sorted((root / "_delta_log").glob("*.json"))[-1].read_text()
+    assert "DELETE" in newest and not any(s in newest for s in GONE)
+
+
+def test_without_vacuum_history_still_holds_rows_and_the_receipt_says_so(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    root = tmp_path / "visits"
+    make_table(root, change_data_feed=True)
+    receipt = ag.forget(GONE, [ag.Dataset(root, id_column="patient_id", format="delta")],
+                        keyring=keyring)  # fmt: skip
+    (table,) = receipt.delta_tables
+    assert table["files_vacuumed"] == [] and table["versions_lost_history"] == []
+    old = deltalake.DeltaTable(root, version=0).to_pyarrow_table()
+    assert pc.sum(pc.is_in(old.column("patient_id"), pa.array(GONE))).as_py() > 0
+    kinds = {c["kind"] for c in table["remaining_copies"]}
+    assert {"superseded data file", "change data feed", "storage"} <= kinds
+    holders = {c["path"] for c in table["remaining_copies"] if "rows" in c}
+    assert holders == set(subject_rows_anywhere(root, GONE))
+    # A subject that is a file's minimum id sits in that file's statistics in the log.
+    log_entries = [c for c in table["remaining_copies"] if c["kind"].startswith("log")]
+    assert log_entries and all("_delta_log" in c["path"] for c in log_entries)
+
+
+def test_vacuum_purges_superseded_and_change_data_files(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    root = tmp_path / "visits"
+    make_table(root, change_data_feed=True)
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+    receipt = ag.forget(GONE, [dataset], keyring=keyring, vacuum=True)
+    (table,) = receipt.delta_tables
+    assert subject_rows_anywhere(root, GONE) == {}
+    assert len(table["files_vacuumed"]) == 3 and table["change_data_files_removed"]
+    assert table["versions_lost_history"] == [0, 1, 2]
+    for version in table["versions_lost_history"]:
+        with pytest.raises(Exception, match="not found|No such file"):
+            deltalake.DeltaTable(root, version=version).to_pyarrow_table()
+    assert not [c for c in table["remaining_copies"] if "rows" in c]
+    current = deltalake.DeltaTable(root).to_pyarrow_table()
+    assert current.num_rows == 570
+    assert ag.verify_forgotten(GONE, [dataset], keyring=keyring).ok
+
+
+def test_dry_run_reports_and_touches_nothing(tmp_path: Path, keyring: ag.LocalKeyring) -> None:
+    root = tmp_path / "visits"
+    make_table(root, change_data_feed=True)
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+    before = snapshot(root)
+    receipt = ag.forget(GONE, [dataset], keyring=keyring, dry_run=True, vacuum=True)
+    assert snapshot(root) == before
+    (table,) = receipt.delta_tables
+    assert table["dry_run"] and table["rows_removed"] == 30 and len(table["files"]) == 3
+    assert table["version_after"] == table["version_before"] == 2
+    assert table["files_vacuumed"] == []
+    verification = ag.verify_forgotten(GONE, [dataset], keyring=keyring)
+    assert not verification and verification.rows_found == 30
+    assert len(verification.files_with_rows) == 3
+
+
+def test_pseudonymised_and_integer_id_tables(tmp_path: Path, keyring: ag.LocalKeyring) -> None:
+    rule = {"op": "hash", "key": "pseudo"}
+    policy = ag.Policy.from_dict({"version": 1, "columns": {"patient_id": rule}})
+    masked_root, int_root = tmp_path / "masked", tmp_path / "ints"
+    deltalake.write_deltalake(masked_root, policy.apply(people(0, 200), keyring=keyring))
+    deltalake.write_deltalake(int_root, pa.table({"pid": [i % 10 for i in range(100)]}))
+    datasets = [
+        ag.Dataset(
+            masked_root, id_column="patient_id", pseudonymised_with="pseudo", format="delta"
+        ),
+        ag.Dataset(int_root, id_column="pid", format="delta"),
+    ]
+    receipt = ag.forget(["subject-003", "7"], datasets, keyring=keyring)
+    assert [t["rows_removed"] for t in receipt.delta_tables] == [5, 10]
+    assert ag.verify_forgotten(["subject-003", "7"], datasets, keyring=keyring).ok
+    remaining = deltalake.DeltaTable(int_root).to_pyarrow_table().column("pid").to_pylist()
+    assert len(remaining) == 90 and 7 not in remaining
+
+
+def test_receipt_goes_to_the_audit_log_as_pseudonyms(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    root = tmp_path / "visits"
+    make_table(root)
+    log = ag.AuditLog(tmp_path / "audit.jsonl", keyring=keyring)
+    ag.forget(GONE, [ag.Dataset(root, id_column="patient_id", format="delta")], keyring=keyring,
+              audit=log, vacuum=True)  # fmt: skip
+    text = (tmp_path / "audit.jsonl").read_text()
+    assert not any(s in text for s in GONE)
+    delta_record = next(
+        r for r in map(json.loads, text.splitlines())
+        if r["kind"] == "event" and r["details"].get("format") == "delta"
+    )  # fmt: skip
+    assert delta_record["action"] == "forget" and delta_record["rows"] == 30
+    assert delta_record["subjects"] == [log.subject_pseudonym(s) for s in GONE]
+    assert delta_record["details"]["versions_lost_history"] == [0, 1, 2]
+    assert log.find_subject("subject-017")
+    assert log.verify().ok
+
+
+def test_bad_input(tmp_path: Path, keyring: ag.LocalKeyring) -> None:
+    with pytest.raises(ag.AmlguardError):
+        ag.Dataset(tmp_path, id_column="patient_id", format="orc")
+    with pytest.raises(FileNotFoundError):
+        ag.forget(GONE, [ag.Dataset(tmp_path / "none", id_column="x", format="delta")],
+                  keyring=keyring)  # fmt: skip
+    root = tmp_path / "visits"
+    make_table(root)
+    with pytest.raises(ag.ColumnNotFoundError):
+        ag.forget(GONE, [ag.Dataset(root, id_column="nope", format="delta")], keyring=keyring)
+    receipt = ag.forget(["nobody"], [ag.Dataset(root, id_column="patient_id", format="delta")],
+                        keyring=keyring)  # fmt: skip
+    assert receipt.rows_removed == 0 and receipt.delta_tables[0]["version_after"] == 2
