@@ -37,6 +37,7 @@ pyo3::import_exception!(amlguard.exceptions, AzureCredentialError);
 pyo3::import_exception!(amlguard.exceptions, KeyVaultError);
 pyo3::import_exception!(amlguard.exceptions, KeyVaultAuthenticationError);
 pyo3::import_exception!(amlguard.exceptions, KeyVaultPermissionError);
+pyo3::import_exception!(amlguard.exceptions, ParquetKeysRequiredError);
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
@@ -73,6 +74,7 @@ impl From<Error> for PyErr {
             Error::KeyVaultPermission { .. } => KeyVaultPermissionError::new_err(message),
             Error::KeyVaultKeyNotFound { .. } => KeyNotFoundError::new_err(message),
             Error::KeyVault { .. } => KeyVaultError::new_err(message),
+            Error::ParquetKeysRequired { .. } => ParquetKeysRequiredError::new_err(message),
             Error::Cancelled => PyKeyboardInterrupt::new_err(message),
         }
     }
