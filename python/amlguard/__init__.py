@@ -22,6 +22,7 @@ from ._amlguard import (
     Kek,
     LocalKeyring,
     MaskReport,
+    ParquetReport,
     __version__,
 )
 from .audit import AuditLog, AuditReport, verify_audit_log, verify_proof
@@ -57,6 +58,7 @@ from .exceptions import (
     MalformedHeaderError,
     NoMatchingKeyError,
     NotAnEnvelopeError,
+    ParquetKeysRequiredError,
     PolicyError,
     RandomSourceError,
     RecognizerError,
@@ -77,6 +79,13 @@ from .forget import (
     encrypt_subject_column,
     forget,
     verify_forgotten,
+)
+from .pme import (
+    AmlguardKmsClient,
+    pyarrow_crypto_factory,
+    read_parquet,
+    read_parquet_with_report,
+    write_parquet,
 )
 from .policy import Policy
 
@@ -147,4 +156,11 @@ __all__ = [
     "datasets",
     "mask_file",
     "mask_parquet",
+    "AmlguardKmsClient",
+    "ParquetKeysRequiredError",
+    "ParquetReport",
+    "pyarrow_crypto_factory",
+    "read_parquet",
+    "read_parquet_with_report",
+    "write_parquet",
 ]

@@ -42,13 +42,12 @@ fn crypto_factory(kms: &Arc<AmlguardKms>) -> CryptoFactory {
     )
 }
 
-/// Errors of the key tools: ours come back typed, theirs are structural problems of the file.
+/// Errors of the key tools themselves (ours are taken typed from the client first).
 fn from_key_tools(error: parquet_key_management::errors::Error) -> Error {
     match error {
-        parquet_key_management::errors::Error::External(inner) => match inner.downcast::<Error>() {
-            Ok(ours) => *ours,
-            Err(other) => Error::from_parquet_text(&other.to_string()),
-        },
+        parquet_key_management::errors::Error::External(inner) => {
+            Error::from_parquet_text(&inner.to_string())
+        }
         other => Error::invalid_data(None, format!("Parquet encryption: {other}")),
     }
 }
@@ -181,7 +180,7 @@ pub fn write_parquet(
                     Arc::new(KmsConnectionConfig::default()),
                     &configuration,
                 )
-                .map_err(from_key_tools)?;
+                .map_err(|e| client.take_error().unwrap_or_else(|| from_key_tools(e)))?;
             properties = properties.with_file_encryption_properties(file_properties);
             report.footer_key = Some(footer_key.clone());
             report.encrypted_columns = if encrypted.is_empty() {
@@ -435,24 +434,35 @@ fn read_from<R: ChunkReader + 'static>(
     options: &ParquetReadOptions,
     control: &RunControl,
 ) -> Result<(SchemaRef, Vec<RecordBatch>, ParquetReport)> {
+    let kms = keys.map(|keys| Arc::new(AmlguardKms::new(keys)));
+    read_with(input, reopen, source, kms.clone(), options, control)
+        // A failed provider call is the cause, whatever parquet made of it.
+        .map_err(|e| kms.and_then(|kms| kms.take_error()).unwrap_or(e))
+}
+
+fn read_with<R: ChunkReader + 'static>(
+    input: R,
+    reopen: impl Fn(&R) -> Result<R> + Sync,
+    source: &Location,
+    kms: Option<Arc<AmlguardKms>>,
+    options: &ParquetReadOptions,
+    control: &RunControl,
+) -> Result<(SchemaRef, Vec<RecordBatch>, ParquetReport)> {
     let started = Instant::now();
     let keys_required = || Error::ParquetKeysRequired {
         source_name: source.display_name(),
     };
     let encrypted_footer = has_encrypted_footer(&input)?;
     let mut reader_options = ArrowReaderOptions::new();
-    let mut kms = None;
-    match keys {
-        Some(keys) => {
-            let client = Arc::new(AmlguardKms::new(keys));
-            let properties = crypto_factory(&client)
+    match &kms {
+        Some(client) => {
+            let properties = crypto_factory(client)
                 .file_decryption_properties(
                     Arc::new(KmsConnectionConfig::default()),
                     DecryptionConfiguration::default(),
                 )
                 .map_err(from_key_tools)?;
             reader_options = reader_options.with_file_decryption_properties(properties);
-            kms = Some(client);
         }
         None if encrypted_footer => return Err(keys_required()),
         None => {}

@@ -153,6 +153,9 @@ pub struct AmlguardKms {
     unwrapped: Mutex<UnwrappedKeys>,
     wraps: AtomicU64,
     unwraps: AtomicU64,
+    /// The first error this client returned: parquet flattens some key-retrieval errors into
+    /// text, so the caller takes the typed one from here.
+    first_error: Mutex<Option<Error>>,
 }
 
 impl std::fmt::Debug for AmlguardKms {
@@ -173,7 +176,26 @@ impl AmlguardKms {
             unwrapped: Mutex::new(HashMap::new()),
             wraps: AtomicU64::new(0),
             unwraps: AtomicU64::new(0),
+            first_error: Mutex::new(None),
         }
+    }
+
+    /// The first error a key-tools call on this client failed with, typed (taken once).
+    pub fn take_error(&self) -> Option<Error> {
+        self.first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// Keep the first error and hand the key tools one that says the same.
+    fn to_kms_error(&self, error: Error) -> parquet_key_management::errors::Error {
+        let message = error.to_string();
+        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(error);
+        }
+        parquet_key_management::errors::Error::General(message)
     }
 
     /// Provider calls so far.
@@ -243,11 +265,6 @@ impl AmlguardKms {
     }
 }
 
-/// Errors cross the key tools as boxed amlguard errors and come back out typed.
-fn to_kms_error(error: Error) -> parquet_key_management::errors::Error {
-    parquet_key_management::errors::Error::External(Box::new(error))
-}
-
 impl KmsClient for AmlguardKms {
     fn wrap_key(
         &self,
@@ -255,7 +272,7 @@ impl KmsClient for AmlguardKms {
         master_key_identifier: &str,
     ) -> parquet_key_management::errors::Result<String> {
         self.wrap(key_bytes, master_key_identifier)
-            .map_err(to_kms_error)
+            .map_err(|e| self.to_kms_error(e))
     }
 
     fn unwrap_key(
@@ -266,6 +283,6 @@ impl KmsClient for AmlguardKms {
         // The key tools take a plain Vec; the copy kept here is zeroized when the client drops.
         self.unwrap(wrapped_key, master_key_identifier)
             .map(|key| key.to_vec())
-            .map_err(to_kms_error)
+            .map_err(|e| self.to_kms_error(e))
     }
 }

@@ -19,7 +19,9 @@ use crate::parallel::RunControl;
 
 /// `storage_options` from Python: strings, plus `credential` (an object with `get_token`) and
 /// the integers `part_size_bytes` / `max_parts_in_flight` / `read_ahead_bytes`.
-fn storage_options_from(options: Option<&Bound<'_, PyDict>>) -> PyResult<StorageOptions> {
+pub(crate) fn storage_options_from(
+    options: Option<&Bound<'_, PyDict>>,
+) -> PyResult<StorageOptions> {
     let mut out = StorageOptions::default();
     let Some(options) = options else {
         return Ok(out);

@@ -14,6 +14,7 @@ mod error;
 mod forget;
 mod io;
 mod keys;
+mod pme;
 mod policy;
 mod run;
 
@@ -56,5 +57,9 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(blob::decrypt_file, module)?)?;
     module.add_function(wrap_pyfunction!(blob::open_encrypted, module)?)?;
     module.add_function(wrap_pyfunction!(blob::mask_location, module)?)?;
+    module.add_class::<pme::PyParquetReport>()?;
+    module.add_class::<pme::PyParquetKms>()?;
+    module.add_function(wrap_pyfunction!(pme::write_parquet, module)?)?;
+    module.add_function(wrap_pyfunction!(pme::read_parquet, module)?)?;
     Ok(())
 }
