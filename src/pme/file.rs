@@ -16,7 +16,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, ProjectionMask};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::ChunkReader;
 use parquet_key_management::crypto_factory::{
     CryptoFactory, DecryptionConfiguration, EncryptionConfiguration,
@@ -167,6 +167,8 @@ pub fn write_parquet(
         ..ParquetReport::default()
     };
     let mut properties = WriterProperties::builder()
+        // Column-chunk statistics without a page index, as pyarrow writes by default.
+        .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_compression(options.compression)
         .set_max_row_group_row_count(Some(options.row_group_rows));
     let mut kms = None;
