@@ -289,6 +289,13 @@ pub enum Error {
         offered: String,
     },
 
+    /// A Parquet file is encrypted (Parquet Modular Encryption) and was read without keys.
+    #[error("{source_name} is an encrypted Parquet file; pass keys (the LocalKeyring or AzureKeyVault holding its master keys) to read it")]
+    ParquetKeysRequired {
+        /// The file read.
+        source_name: String,
+    },
+
     /// The caller asked for the work to stop (Ctrl-C in Python).
     #[error("cancelled")]
     Cancelled,

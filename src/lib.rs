@@ -9,6 +9,7 @@
 //! - [`io`]: masking Parquet and CSV files in bounded memory with atomic writes;
 //! - [`detect`]: PII and secret recognizers over free text, column scans and in-text redaction;
 //! - [`audit`]: the tamper-evident audit log (hash chain, signed Merkle checkpoints, proofs);
+//! - [`pme`]: Parquet Modular Encryption under amlguard keys, interoperable with pyarrow;
 //! - [`datasets`]: deterministic synthetic PII for demos, tests and benchmarks.
 //!
 //! The Python bindings live in `python` behind the `python` feature; the core never needs them.
@@ -26,6 +27,7 @@ pub mod io;
 pub mod keys;
 pub mod mask;
 pub mod parallel;
+pub mod pme;
 pub mod policy;
 
 #[cfg(feature = "python")]

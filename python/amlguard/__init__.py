@@ -22,6 +22,7 @@ from ._amlguard import (
     Kek,
     LocalKeyring,
     MaskReport,
+    ParquetReport,
     __version__,
 )
 from .audit import AuditLog, AuditReport, verify_audit_log, verify_proof
@@ -58,6 +59,7 @@ from .exceptions import (
     MalformedHeaderError,
     NoMatchingKeyError,
     NotAnEnvelopeError,
+    ParquetKeysRequiredError,
     PolicyError,
     RandomSourceError,
     RecognizerError,
@@ -78,6 +80,13 @@ from .forget import (
     encrypt_subject_column,
     forget,
     verify_forgotten,
+)
+from .pme import (
+    AmlguardKmsClient,
+    pyarrow_crypto_factory,
+    read_parquet,
+    read_parquet_with_report,
+    write_parquet,
 )
 from .policy import Policy
 
@@ -152,4 +161,11 @@ __all__ = [
     "datasets",
     "mask_file",
     "mask_parquet",
+    "AmlguardKmsClient",
+    "ParquetKeysRequiredError",
+    "ParquetReport",
+    "pyarrow_crypto_factory",
+    "read_parquet",
+    "read_parquet_with_report",
+    "write_parquet",
 ]

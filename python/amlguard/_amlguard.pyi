@@ -6,6 +6,10 @@ from typing import Any, Callable, Optional, Union, final
 
 __all__ = [
     "__version__",
+    "ParquetReport",
+    "_ParquetKms",
+    "write_parquet",
+    "read_parquet",
     "LocalKeyring",
     "_CorePolicy",
     "MaskReport",
@@ -564,3 +568,74 @@ def decrypt_columns(
 
 def encrypted_columns_json(schema: Any) -> str:
     """The encrypted columns of an Arrow schema (mode, key id, context) as JSON."""
+
+@final
+class ParquetReport:
+    """What a Parquet write or read did: rows, size, encrypted columns and key-provider calls."""
+
+    @property
+    def rows(self) -> int: ...
+    @property
+    def row_groups(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def elapsed_seconds(self) -> float: ...
+    @property
+    def megabytes_per_second(self) -> float:
+        """File megabytes (10^6 bytes) per second."""
+    @property
+    def encrypted_columns(self) -> list[str]:
+        """Leaf column paths that are encrypted (every column under uniform encryption)."""
+    @property
+    def footer_key(self) -> Optional[str]:
+        """The footer's master key (writes only)."""
+    @property
+    def plaintext_footer(self) -> bool: ...
+    @property
+    def kms_wraps(self) -> int:
+        """Keys wrapped by the key provider."""
+    @property
+    def kms_unwraps(self) -> int:
+        """Keys unwrapped by the key provider (repeats of one wrapped key are not counted)."""
+    @property
+    def kms_calls(self) -> int:
+        """Key-provider calls in all (wraps + unwraps)."""
+    def _repr_html_(self) -> str: ...
+
+def write_parquet(
+    data: Any,
+    destination: str,
+    *,
+    keys: Optional[Union[LocalKeyring, AzureKeyVault]] = None,
+    footer_key: Optional[str] = None,
+    column_keys: Optional[dict[str, list[str]]] = None,
+    plaintext_footer: bool = False,
+    double_wrapping: bool = True,
+    compression: str = "snappy",
+    row_group_rows: Optional[int] = None,
+    threads: Optional[int] = None,
+    storage_options: Optional[dict[str, Any]] = None,
+) -> ParquetReport:
+    """Write an Arrow stream as one Parquet file (PME-encrypted when ``footer_key`` is given)."""
+
+def read_parquet(
+    source: str,
+    *,
+    keys: Optional[Union[LocalKeyring, AzureKeyVault]] = None,
+    columns: Optional[list[str]] = None,
+    threads: Optional[int] = None,
+    storage_options: Optional[dict[str, Any]] = None,
+) -> tuple[Any, ParquetReport]:
+    """Read a Parquet file (decrypting it when PME-encrypted) into a table and a report."""
+
+@final
+class _ParquetKms:
+    """The KMS client behind ``amlguard.AmlguardKmsClient``."""
+
+    def __new__(cls, keys: Union[LocalKeyring, AzureKeyVault]) -> _ParquetKms: ...
+    def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str: ...
+    def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes: ...
+    @property
+    def calls(self) -> tuple[int, int]:
+        """``(wraps, unwraps)``: key-provider calls made so far."""

@@ -38,6 +38,7 @@ __all__ = [
     "KeyVaultError",
     "KeyVaultAuthenticationError",
     "KeyVaultPermissionError",
+    "ParquetKeysRequiredError",
 ]
 
 
@@ -165,3 +166,11 @@ class KeyVaultAuthenticationError(KeyVaultError):
 
 class KeyVaultPermissionError(KeyVaultError, PermissionError):
     """The identity lacks a permission on the key (HTTP 403); the message names both."""
+
+
+class ParquetKeysRequiredError(AmlguardError):
+    """A Parquet file is encrypted (Parquet Modular Encryption) and was read without ``keys``.
+
+    Pass the ``LocalKeyring`` or ``AzureKeyVault`` that holds its master keys. A file written
+    with a plaintext footer can still be read for its unencrypted columns (``columns=[...]``).
+    """

@@ -88,7 +88,7 @@ fn seconds(name: &'static str, value: f64) -> PyResult<Duration> {
 /// An Azure Key Vault (or Managed HSM) as a key provider.
 #[pyclass(frozen, module = "amlguard", name = "AzureKeyVault")]
 pub(crate) struct PyAzureKeyVault {
-    inner: AzureKeyVault,
+    pub(crate) inner: AzureKeyVault,
 }
 
 #[pymethods]

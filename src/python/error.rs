@@ -37,6 +37,7 @@ pyo3::import_exception!(amlguard.exceptions, AzureCredentialError);
 pyo3::import_exception!(amlguard.exceptions, KeyVaultError);
 pyo3::import_exception!(amlguard.exceptions, KeyVaultAuthenticationError);
 pyo3::import_exception!(amlguard.exceptions, KeyVaultPermissionError);
+pyo3::import_exception!(amlguard.exceptions, ParquetKeysRequiredError);
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
@@ -75,6 +76,7 @@ impl From<Error> for PyErr {
             Error::KeyVault { .. } => KeyVaultError::new_err(message),
             Error::ColumnDecryption { .. } => DecryptionError::new_err(message),
             Error::ColumnNoMatchingKek { .. } => NoMatchingKeyError::new_err(message),
+            Error::ParquetKeysRequired { .. } => ParquetKeysRequiredError::new_err(message),
             Error::Cancelled => PyKeyboardInterrupt::new_err(message),
         }
     }

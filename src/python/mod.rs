@@ -15,6 +15,7 @@ mod error;
 mod forget;
 mod io;
 mod keys;
+mod pme;
 mod policy;
 mod run;
 
@@ -60,5 +61,9 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(columns::encrypt_columns, module)?)?;
     module.add_function(wrap_pyfunction!(columns::decrypt_columns, module)?)?;
     module.add_function(wrap_pyfunction!(columns::encrypted_columns_json, module)?)?;
+    module.add_class::<pme::PyParquetReport>()?;
+    module.add_class::<pme::PyParquetKms>()?;
+    module.add_function(wrap_pyfunction!(pme::write_parquet, module)?)?;
+    module.add_function(wrap_pyfunction!(pme::read_parquet, module)?)?;
     Ok(())
 }

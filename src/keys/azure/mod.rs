@@ -269,13 +269,13 @@ fn check_version(version: &str) -> Result<()> {
 
 /// A parsed Key Vault key id `https://<vault>/keys/<name>/<version>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct KeyIdParts {
-    origin: String,
-    name: String,
-    version: String,
+pub(crate) struct KeyIdParts {
+    pub(crate) origin: String,
+    pub(crate) name: String,
+    pub(crate) version: String,
 }
 
-fn parse_key_id(key_id: &str) -> Option<KeyIdParts> {
+pub(crate) fn parse_key_id(key_id: &str) -> Option<KeyIdParts> {
     let url = Url::parse(key_id).ok()?;
     let segments: Vec<&str> = url.path_segments()?.collect();
     match segments.as_slice() {
