@@ -17,13 +17,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from . import _amlguard
-from ._amlguard import AzureKek, EncryptedFile, EncryptedReader, EnvelopeReport, HeaderInfo, Kek
+from ._amlguard import (
+    AzureKek,
+    DekReuse,
+    EncryptedFile,
+    EncryptedReader,
+    EnvelopeReport,
+    HeaderInfo,
+    Kek,
+)
 from .files import is_blob_url
 
 __all__ = [
+    "DekReuse",
     "decrypt_bytes",
     "decrypt_file",
     "encrypt_bytes",
@@ -37,6 +46,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 AnyKek = Union[Kek, AzureKek]
 Keks = Union[AnyKek, Sequence[AnyKek]]
 StorageOptions = Optional[Mapping[str, Any]]
+Progress = Callable[[int, int], object]
 
 
 def _keks(kek: Optional[Keks], keks: Optional[Keks], role: str = "keks") -> list[AnyKek]:
@@ -76,10 +86,14 @@ def encrypt_bytes(
     keks: Optional[Sequence[Kek]] = None,
     context: Optional[Mapping[str, str]] = None,
     segment_size_bytes: Optional[int] = None,
+    dek_reuse: Optional[DekReuse] = None,
 ) -> bytes:
-    """Encrypt ``data`` into a container; the DEK is wrapped under every given KEK."""
+    """Encrypt ``data`` into a container; the DEK is wrapped under every given KEK.
+
+    With ``dek_reuse`` (a :class:`DekReuse`) the DEK is shared with other containers within
+    its bounds instead of minted (and wrapped) for this one alone."""
     return _amlguard.encrypt_bytes(
-        _bytes(data), _keks(kek, keks), _context(context), segment_size_bytes
+        _bytes(data), _keks(kek, keks), _context(context), segment_size_bytes, dek_reuse
     )
 
 
@@ -105,6 +119,8 @@ def encrypt_file(
     segment_size_bytes: Optional[int] = None,
     threads: Optional[int] = None,
     storage_options: StorageOptions = None,
+    dek_reuse: Optional[DekReuse] = None,
+    progress: Optional[Progress] = None,
 ) -> EnvelopeReport:
     """Encrypt a file into a container, written atomically.
 
@@ -112,12 +128,16 @@ def encrypt_file(
     ``abfss://container@account.dfs.core.windows.net/path``); ``storage_options`` holds the
     account settings (``account_name``, ``account_key``, ``sas_token``, ``use_emulator``, or a
     ``credential`` object with ``get_token``). Uploads commit only when complete.
+
+    ``dek_reuse`` shares one DEK between files within its bounds (see :class:`DekReuse`).
+    ``progress`` (local files) is called about ten times a second as
+    ``progress(bytes_done, bytes_total)``.
     """
     if _remote(storage_options, source, destination):
         return _amlguard.encrypt_location(
             os.fspath(source), os.fspath(destination), kek=_keks(kek, keks),
             context=_context(context), storage_options=dict(storage_options or {}),
-            segment_size_bytes=segment_size_bytes, threads=threads,
+            segment_size_bytes=segment_size_bytes, threads=threads, dek_reuse=dek_reuse,
         )  # fmt: skip
     return _amlguard.encrypt_file(
         os.fspath(source),
@@ -126,6 +146,8 @@ def encrypt_file(
         _context(context),
         segment_size_bytes,
         threads,
+        dek_reuse,
+        progress,
     )
 
 
@@ -138,10 +160,12 @@ def decrypt_file(
     context: Optional[Mapping[str, str]] = None,
     threads: Optional[int] = None,
     storage_options: StorageOptions = None,
+    progress: Optional[Progress] = None,
 ) -> EnvelopeReport:
     """Decrypt a container; ``destination`` appears only after every segment verified.
 
-    Either path may be an Azure Blob URL (see :func:`encrypt_file`)."""
+    Either path may be an Azure Blob URL (see :func:`encrypt_file`). ``progress`` (local files)
+    is called about ten times a second as ``progress(bytes_done, bytes_total)``."""
     if _remote(storage_options, source, destination):
         return _amlguard.decrypt_location(
             os.fspath(source), os.fspath(destination), kek=_keks(kek, keks),
@@ -149,7 +173,12 @@ def decrypt_file(
             threads=threads,
         )  # fmt: skip
     return _amlguard.decrypt_file(
-        os.fspath(source), os.fspath(destination), _keks(kek, keks), _context(context), threads
+        os.fspath(source),
+        os.fspath(destination),
+        _keks(kek, keks),
+        _context(context),
+        threads,
+        progress,
     )
 
 

@@ -41,10 +41,12 @@ use zeroize::Zeroizing;
 
 use super::dek::{new_container, open_container};
 use super::format::{EncryptionContext, HeaderReader, ParsedHeader};
+use super::reuse::DekLease;
 use super::segment::{index_u32, Layout, SegmentCipher, UsageMeter, TAG_LEN};
-use super::{EncryptOptions, HeaderInfo};
+use super::{report_progress, EncryptOptions, HeaderInfo};
 use crate::error::{Error, Result};
 use crate::keys::KeyEncryptionKey;
+use crate::parallel::RunControl;
 
 /// Turn an amlguard error into an `io::Error` that carries it (for `Read`/`Write` impls).
 pub(crate) fn to_io(error: Error) -> std::io::Error {
@@ -68,31 +70,21 @@ pub(crate) fn from_io(error: std::io::Error, action: &'static str, path: &str) -
     Error::io(action, path, error)
 }
 
-/// Copy all of `input` into `writer` (an [`EncryptingWriter`]) through a buffer of one segment
-/// (clamped to 64 KiB..8 MiB), naming the side that failed in errors.
-pub(crate) fn pump(
+/// Encrypt all of `input` through `writer`, reading straight into the writer's batch buffer
+/// (no intermediate copy), naming the side that failed in errors.
+pub(crate) fn pump<W: Write>(
     input: &mut dyn Read,
-    writer: &mut dyn Write,
-    segment_size_bytes: usize,
+    writer: &mut EncryptingWriter<W>,
     source_name: &str,
     destination_name: &str,
 ) -> Result<()> {
-    let mut buffer = vec![0u8; segment_size_bytes.clamp(64 * 1024, 8 * 1024 * 1024)];
-    loop {
-        let n = match input.read(&mut buffer) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(from_io(e, "reading", source_name)),
-        };
-        writer
-            .write_all(&buffer[..n])
-            .map_err(|e| from_io(e, "writing", destination_name))?;
-    }
+    writer.fill_from(input, source_name, destination_name)
 }
 
 /// Worker threads for a batch, and the pool to run them on (none for one thread).
-fn worker_pool(threads: Option<usize>) -> Result<(usize, Option<Arc<rayon::ThreadPool>>)> {
+pub(crate) fn worker_pool(
+    threads: Option<usize>,
+) -> Result<(usize, Option<Arc<rayon::ThreadPool>>)> {
     let threads = threads
         .filter(|t| *t > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -109,40 +101,75 @@ pub struct EncryptingWriter<W: Write> {
     cipher: SegmentCipher,
     info: HeaderInfo,
     segment_size: usize,
-    batch_segments: usize,
+    /// Plaintext bytes sealed per batch: whole segments, one per worker thread.
+    batch_bytes: usize,
     pool: Option<Arc<rayon::ThreadPool>>,
     // Plain buffers for data (keys are zeroized, data is not): the plaintext came from the
     // caller and goes back to it, and volatile zeroing of every batch cost more than AES-GCM.
+    /// A batch plus one byte: a batch is sealed as non-final only once a byte beyond it has
+    /// arrived, so the final segment is always known to be final.
     plaintext: Vec<u8>,
+    /// Bytes of `plaintext` in use.
+    buffered: usize,
     sealed: Vec<u8>,
     usage: UsageMeter,
+    /// The shared DEK's byte budget, when the DEK is reused across containers.
+    lease: Option<DekLease>,
+    control: Option<Arc<RunControl>>,
+    expected_len: Option<u64>,
     failed: bool,
 }
 
 impl<W: Write> EncryptingWriter<W> {
     /// Start a container: mint a DEK, wrap it under every KEK and write the header to `inner`.
     pub fn new(
-        mut inner: W,
+        inner: W,
         keks: &[&dyn KeyEncryptionKey],
         context: &EncryptionContext,
         options: &EncryptOptions,
     ) -> Result<Self> {
-        let (header, cipher) = new_container(keks, context, options.segment_size_bytes)?;
+        Self::with_expected_len(inner, keks, context, options, None)
+    }
+
+    /// [`EncryptingWriter::new`] for a plaintext of `expected_len` bytes, when known: lets a
+    /// [`DekReuse`](super::DekReuse) share its DEK with this container and progress show a
+    /// total. Writing more or fewer bytes is allowed.
+    pub fn with_expected_len(
+        mut inner: W,
+        keks: &[&dyn KeyEncryptionKey],
+        context: &EncryptionContext,
+        options: &EncryptOptions,
+        expected_len: Option<u64>,
+    ) -> Result<Self> {
+        let reuse = options.dek_reuse.as_ref().map(|r| (r, expected_len));
+        let (header, cipher, lease) =
+            new_container(keks, context, options.segment_size_bytes, reuse)?;
         inner
             .write_all(&header.to_bytes())
             .map_err(|e| from_io(e, "writing", "the output"))?;
         let (threads, pool) = worker_pool(options.threads)?;
         let segment_size = header.header.segment_size as usize;
+        let batch_bytes = segment_size * threads;
+        // A short input needs no batch-sized buffer.
+        let plaintext_capacity = expected_len
+            .and_then(|len| usize::try_from(len).ok())
+            .map_or(batch_bytes, |len| len.min(batch_bytes))
+            + 1;
+        report_progress(options.control.as_deref(), 0, expected_len)?;
         Ok(Self {
             inner,
             cipher,
             info: HeaderInfo::from_parsed(&header, None),
             segment_size,
-            batch_segments: threads,
+            batch_bytes,
             pool,
-            plaintext: Vec::with_capacity(segment_size * threads),
+            plaintext: vec![0u8; plaintext_capacity],
+            buffered: 0,
             sealed: Vec::new(),
             usage: UsageMeter::default(),
+            lease,
+            control: options.control.clone(),
+            expected_len,
             failed: false,
         })
     }
@@ -154,32 +181,48 @@ impl<W: Write> EncryptingWriter<W> {
 
     /// Plaintext bytes accepted so far.
     pub fn plaintext_bytes(&self) -> u64 {
-        self.usage.plaintext_bytes + self.plaintext.len() as u64
+        self.usage.plaintext_bytes + self.buffered as u64
     }
 
-    fn batch_capacity(&self) -> usize {
-        self.segment_size * self.batch_segments
+    /// Room for at least one more byte: grow the buffer to a batch plus one byte, or, when it
+    /// is that full, seal the batch (more data follows it, so it is not final) and keep the
+    /// byte beyond it.
+    fn make_room(&mut self) -> Result<()> {
+        if self.buffered < self.plaintext.len() {
+            return Ok(());
+        }
+        if self.plaintext.len() <= self.batch_bytes {
+            self.plaintext.resize(self.batch_bytes + 1, 0);
+            return Ok(());
+        }
+        self.seal_prefix(self.batch_bytes, false)?;
+        self.plaintext
+            .copy_within(self.batch_bytes..self.buffered, 0);
+        self.buffered -= self.batch_bytes;
+        Ok(())
     }
 
-    /// Seal the buffered plaintext: all segments as non-final, or with the last one final.
-    fn seal_buffered(&mut self, final_batch: bool) -> Result<()> {
+    /// Seal the first `len` buffered bytes: all segments as non-final, or with the last one final.
+    fn seal_prefix(&mut self, len: usize, final_batch: bool) -> Result<()> {
         let segment_size = self.segment_size;
-        let chunk_count = self.plaintext.len().div_ceil(segment_size).max(1);
-        let first = self
-            .usage
-            .reserve(chunk_count as u64, self.plaintext.len() as u64)?;
+        let chunk_count = len.div_ceil(segment_size).max(1);
+        let first = self.usage.reserve(chunk_count as u64, len as u64)?;
+        if let Some(lease) = &mut self.lease {
+            lease.charge(len as u64)?;
+        }
         // Every index is checked up front so that the parallel part cannot fail on it.
         index_u32(first + chunk_count as u64 - 1)?;
 
-        self.sealed.clear();
-        self.sealed
-            .resize(self.plaintext.len() + chunk_count * TAG_LEN, 0);
+        let sealed_len = len + chunk_count * TAG_LEN;
+        if self.sealed.len() < sealed_len {
+            self.sealed.resize(sealed_len, 0);
+        }
+        let plaintext = &self.plaintext[..len];
         let mut jobs: Vec<(u32, bool, &[u8], &mut [u8])> = Vec::with_capacity(chunk_count);
-        let mut rest: &mut [u8] = &mut self.sealed;
+        let mut rest: &mut [u8] = &mut self.sealed[..sealed_len];
         for i in 0..chunk_count {
             let start = i * segment_size;
-            let end = (start + segment_size).min(self.plaintext.len());
-            let chunk = &self.plaintext[start..end];
+            let chunk = &plaintext[start..(start + segment_size).min(len)];
             let (out, tail) = std::mem::take(&mut rest).split_at_mut(chunk.len() + TAG_LEN);
             rest = tail;
             let index = index_u32(first + i as u64)?;
@@ -187,8 +230,7 @@ impl<W: Write> EncryptingWriter<W> {
         }
         let cipher = &self.cipher;
         let seal = |(index, last, chunk, out): (u32, bool, &[u8], &mut [u8])| {
-            out[..chunk.len()].copy_from_slice(chunk);
-            cipher.seal(index, last, out)
+            cipher.seal_into(index, last, chunk, out)
         };
         match &self.pool {
             Some(pool) if jobs.len() > 1 => {
@@ -196,10 +238,10 @@ impl<W: Write> EncryptingWriter<W> {
             }
             _ => jobs.into_iter().try_for_each(seal)?,
         }
-        self.plaintext.clear();
         self.inner
-            .write_all(&self.sealed)
-            .map_err(|e| from_io(e, "writing", "the output"))
+            .write_all(&self.sealed[..sealed_len])
+            .map_err(|e| from_io(e, "writing", "the output"))?;
+        report_progress(self.control.as_deref(), len as u64, self.expected_len)
     }
 
     /// Seal the final segment, flush, and return the inner writer.
@@ -210,7 +252,8 @@ impl<W: Write> EncryptingWriter<W> {
                 "an earlier write failed; the container is incomplete and must be discarded",
             ));
         }
-        self.seal_buffered(true)?;
+        self.seal_prefix(self.buffered, true)?;
+        self.buffered = 0;
         self.inner
             .flush()
             .map_err(|e| from_io(e, "writing", "the output"))?;
@@ -220,15 +263,52 @@ impl<W: Write> EncryptingWriter<W> {
     fn write_inner(&mut self, mut data: &[u8]) -> Result<usize> {
         let written = data.len();
         while !data.is_empty() {
-            // Seal only when more data is waiting: a full buffer may still hold the final segment.
-            if self.plaintext.len() == self.batch_capacity() {
-                self.seal_buffered(false)?;
-            }
-            let take = (self.batch_capacity() - self.plaintext.len()).min(data.len());
-            self.plaintext.extend_from_slice(&data[..take]);
+            self.make_room()?;
+            let take = (self.plaintext.len() - self.buffered).min(data.len());
+            self.plaintext[self.buffered..self.buffered + take].copy_from_slice(&data[..take]);
+            self.buffered += take;
             data = &data[take..];
         }
         Ok(written)
+    }
+
+    /// Encrypt everything `input` yields, reading straight into the batch buffer.
+    pub(crate) fn fill_from(
+        &mut self,
+        input: &mut dyn Read,
+        source_name: &str,
+        destination_name: &str,
+    ) -> Result<()> {
+        if self.failed {
+            return Err(Error::invalid_data(
+                None,
+                "an earlier write failed; the container is incomplete and must be discarded",
+            ));
+        }
+        let result = (|| loop {
+            self.make_room()
+                .map_err(|e| rename_output_error(e, destination_name))?;
+            match input.read(&mut self.plaintext[self.buffered..]) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.buffered += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(from_io(e, "reading", source_name)),
+            }
+        })();
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+}
+
+/// Name the destination in a write error raised while sealing a batch.
+fn rename_output_error(error: Error, destination_name: &str) -> Error {
+    match error {
+        Error::Io { source, .. } => {
+            Error::io("writing", destination_name.trim_matches('\''), source)
+        }
+        other => other,
     }
 }
 
@@ -390,9 +470,12 @@ impl<R: Read + Seek> DecryptingReader<R> {
             let bytes: u64 = (index..index + count)
                 .map(|i| self.layout.ciphertext_len(i))
                 .sum();
-            batch.clear();
-            batch.resize(bytes as usize, 0);
-            match self.inner.read_exact(&mut batch) {
+            // Grown once, never cleared: refilling zeros every batch is a wasted memory pass.
+            if batch.len() < bytes as usize {
+                batch.resize(bytes as usize, 0);
+            }
+            let batch = &mut batch[..bytes as usize];
+            match self.inner.read_exact(batch) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     return Err(Error::Decryption)
@@ -402,7 +485,7 @@ impl<R: Read + Seek> DecryptingReader<R> {
             let layout = self.layout;
             let cipher = &self.cipher;
             let mut jobs = Vec::with_capacity(count as usize);
-            let mut rest: &mut [u8] = &mut batch;
+            let mut rest: &mut [u8] = &mut *batch;
             for i in index..index + count {
                 let (segment, tail) =
                     std::mem::take(&mut rest).split_at_mut(layout.ciphertext_len(i) as usize);
