@@ -72,7 +72,7 @@ pub(crate) fn from_io(error: std::io::Error, action: &'static str, path: &str) -
 
 /// Encrypt all of `input` through `writer`, reading straight into the writer's batch buffer
 /// (no intermediate copy), naming the side that failed in errors.
-pub(crate) fn pump<W: Write>(
+pub(crate) fn pump<W: Write + Send>(
     input: &mut dyn Read,
     writer: &mut EncryptingWriter<W>,
     source_name: &str,
@@ -98,12 +98,10 @@ pub(crate) fn worker_pool(
 /// Encrypts everything written to it into an amlguard container written to `W`.
 pub struct EncryptingWriter<W: Write> {
     inner: W,
-    cipher: SegmentCipher,
+    sealer: BatchSealer,
     info: HeaderInfo,
-    segment_size: usize,
     /// Plaintext bytes sealed per batch: whole segments, one per worker thread.
     batch_bytes: usize,
-    pool: Option<Arc<rayon::ThreadPool>>,
     // Plain buffers for data (keys are zeroized, data is not): the plaintext came from the
     // caller and goes back to it, and volatile zeroing of every batch cost more than AES-GCM.
     /// A batch plus one byte: a batch is sealed as non-final only once a byte beyond it has
@@ -112,12 +110,62 @@ pub struct EncryptingWriter<W: Write> {
     /// Bytes of `plaintext` in use.
     buffered: usize,
     sealed: Vec<u8>,
-    usage: UsageMeter,
-    /// The shared DEK's byte budget, when the DEK is reused across containers.
-    lease: Option<DekLease>,
     control: Option<Arc<RunControl>>,
     expected_len: Option<u64>,
     failed: bool,
+}
+
+/// The sealing state of one container: its cipher, where the next segment index starts, and
+/// the usage limits of its DEK.
+struct BatchSealer {
+    cipher: SegmentCipher,
+    segment_size: usize,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    usage: UsageMeter,
+    /// The shared DEK's byte budget, when the DEK is reused across containers.
+    lease: Option<DekLease>,
+}
+
+impl BatchSealer {
+    /// Seal `plaintext` as the next segments (the last one final if `final_batch`) into
+    /// `sealed`, grown as needed; returns the sealed length.
+    fn seal(&mut self, plaintext: &[u8], final_batch: bool, sealed: &mut Vec<u8>) -> Result<usize> {
+        let segment_size = self.segment_size;
+        let len = plaintext.len();
+        let chunk_count = len.div_ceil(segment_size).max(1);
+        let first = self.usage.reserve(chunk_count as u64, len as u64)?;
+        if let Some(lease) = &mut self.lease {
+            lease.charge(len as u64)?;
+        }
+        // Every index is checked up front so that the parallel part cannot fail on it.
+        index_u32(first + chunk_count as u64 - 1)?;
+
+        let sealed_len = len + chunk_count * TAG_LEN;
+        if sealed.len() < sealed_len {
+            sealed.resize(sealed_len, 0);
+        }
+        let mut jobs: Vec<(u32, bool, &[u8], &mut [u8])> = Vec::with_capacity(chunk_count);
+        let mut rest: &mut [u8] = &mut sealed[..sealed_len];
+        for i in 0..chunk_count {
+            let start = i * segment_size;
+            let chunk = &plaintext[start..(start + segment_size).min(len)];
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut(chunk.len() + TAG_LEN);
+            rest = tail;
+            let index = index_u32(first + i as u64)?;
+            jobs.push((index, final_batch && i + 1 == chunk_count, chunk, out));
+        }
+        let cipher = &self.cipher;
+        let seal = |(index, last, chunk, out): (u32, bool, &[u8], &mut [u8])| {
+            cipher.seal_into(index, last, chunk, out)
+        };
+        match &self.pool {
+            Some(pool) if jobs.len() > 1 => {
+                pool.install(|| jobs.into_par_iter().try_for_each(seal))?
+            }
+            _ => jobs.into_iter().try_for_each(seal)?,
+        }
+        Ok(sealed_len)
+    }
 }
 
 impl<W: Write> EncryptingWriter<W> {
@@ -158,16 +206,18 @@ impl<W: Write> EncryptingWriter<W> {
         report_progress(options.control.as_deref(), 0, expected_len)?;
         Ok(Self {
             inner,
-            cipher,
+            sealer: BatchSealer {
+                cipher,
+                segment_size,
+                pool,
+                usage: UsageMeter::default(),
+                lease,
+            },
             info: HeaderInfo::from_parsed(&header, None),
-            segment_size,
             batch_bytes,
-            pool,
             plaintext: vec![0u8; plaintext_capacity],
             buffered: 0,
             sealed: Vec::new(),
-            usage: UsageMeter::default(),
-            lease,
             control: options.control.clone(),
             expected_len,
             failed: false,
@@ -181,7 +231,7 @@ impl<W: Write> EncryptingWriter<W> {
 
     /// Plaintext bytes accepted so far.
     pub fn plaintext_bytes(&self) -> u64 {
-        self.usage.plaintext_bytes + self.buffered as u64
+        self.sealer.usage.plaintext_bytes + self.buffered as u64
     }
 
     /// Room for at least one more byte: grow the buffer to a batch plus one byte, or, when it
@@ -202,42 +252,12 @@ impl<W: Write> EncryptingWriter<W> {
         Ok(())
     }
 
-    /// Seal the first `len` buffered bytes: all segments as non-final, or with the last one final.
+    /// Seal the first `len` buffered bytes (all segments non-final, or the last one final)
+    /// and write them out.
     fn seal_prefix(&mut self, len: usize, final_batch: bool) -> Result<()> {
-        let segment_size = self.segment_size;
-        let chunk_count = len.div_ceil(segment_size).max(1);
-        let first = self.usage.reserve(chunk_count as u64, len as u64)?;
-        if let Some(lease) = &mut self.lease {
-            lease.charge(len as u64)?;
-        }
-        // Every index is checked up front so that the parallel part cannot fail on it.
-        index_u32(first + chunk_count as u64 - 1)?;
-
-        let sealed_len = len + chunk_count * TAG_LEN;
-        if self.sealed.len() < sealed_len {
-            self.sealed.resize(sealed_len, 0);
-        }
-        let plaintext = &self.plaintext[..len];
-        let mut jobs: Vec<(u32, bool, &[u8], &mut [u8])> = Vec::with_capacity(chunk_count);
-        let mut rest: &mut [u8] = &mut self.sealed[..sealed_len];
-        for i in 0..chunk_count {
-            let start = i * segment_size;
-            let chunk = &plaintext[start..(start + segment_size).min(len)];
-            let (out, tail) = std::mem::take(&mut rest).split_at_mut(chunk.len() + TAG_LEN);
-            rest = tail;
-            let index = index_u32(first + i as u64)?;
-            jobs.push((index, final_batch && i + 1 == chunk_count, chunk, out));
-        }
-        let cipher = &self.cipher;
-        let seal = |(index, last, chunk, out): (u32, bool, &[u8], &mut [u8])| {
-            cipher.seal_into(index, last, chunk, out)
-        };
-        match &self.pool {
-            Some(pool) if jobs.len() > 1 => {
-                pool.install(|| jobs.into_par_iter().try_for_each(seal))?
-            }
-            _ => jobs.into_iter().try_for_each(seal)?,
-        }
+        let sealed_len = self
+            .sealer
+            .seal(&self.plaintext[..len], final_batch, &mut self.sealed)?;
         self.inner
             .write_all(&self.sealed[..sealed_len])
             .map_err(|e| from_io(e, "writing", "the output"))?;
@@ -272,34 +292,160 @@ impl<W: Write> EncryptingWriter<W> {
         Ok(written)
     }
 
-    /// Encrypt everything `input` yields, reading straight into the batch buffer.
+    /// Encrypt everything `input` yields, reading straight into the batch buffer. With
+    /// several threads, each sealed batch is written by a thread of its own while the next one
+    /// is read and sealed.
     pub(crate) fn fill_from(
         &mut self,
         input: &mut dyn Read,
         source_name: &str,
         destination_name: &str,
-    ) -> Result<()> {
+    ) -> Result<()>
+    where
+        W: Send,
+    {
         if self.failed {
             return Err(Error::invalid_data(
                 None,
                 "an earlier write failed; the container is incomplete and must be discarded",
             ));
         }
-        let result = (|| loop {
-            self.make_room()
-                .map_err(|e| rename_output_error(e, destination_name))?;
-            match input.read(&mut self.plaintext[self.buffered..]) {
-                Ok(0) => return Ok(()),
-                Ok(n) => self.buffered += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(from_io(e, "reading", source_name)),
-            }
-        })();
+        let result = if self.sealer.pool.is_some() {
+            self.fill_overlapped(input, source_name)
+        } else {
+            (|| loop {
+                self.make_room()?;
+                match input.read(&mut self.plaintext[self.buffered..]) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => self.buffered += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(from_io(e, "reading", source_name)),
+                }
+            })()
+        };
         if result.is_err() {
             self.failed = true;
         }
-        result
+        result.map_err(|e| rename_output_error(e, destination_name))
     }
+
+    fn fill_overlapped(&mut self, input: &mut dyn Read, source_name: &str) -> Result<()>
+    where
+        W: Send,
+    {
+        let Self {
+            inner,
+            sealer,
+            batch_bytes,
+            plaintext,
+            buffered,
+            sealed,
+            control,
+            expected_len,
+            ..
+        } = self;
+        let batch_bytes = *batch_bytes;
+        write_behind(inner, |pipe| loop {
+            if *buffered == plaintext.len() {
+                if plaintext.len() <= batch_bytes {
+                    plaintext.resize(batch_bytes + 1, 0);
+                } else {
+                    let len = sealer.seal(&plaintext[..batch_bytes], false, sealed)?;
+                    let full = std::mem::take(sealed);
+                    *sealed = pipe.exchange(full, std::iter::once(0..len))?;
+                    report_progress(control.as_deref(), batch_bytes as u64, *expected_len)?;
+                    plaintext.copy_within(batch_bytes..*buffered, 0);
+                    *buffered -= batch_bytes;
+                }
+            }
+            match input.read(&mut plaintext[*buffered..]) {
+                Ok(0) => return Ok(()),
+                Ok(n) => *buffered += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(from_io(e, "reading", source_name)),
+            }
+        })
+    }
+}
+
+/// The caller's end of [`write_behind`]: hands filled buffers to the writer thread and gets
+/// free ones back. Two buffers circulate, so memory stays bounded.
+pub(crate) struct Pipe {
+    to_writer: std::sync::mpsc::SyncSender<(Vec<u8>, Vec<std::ops::Range<usize>>)>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    spare: usize,
+    broken: bool,
+}
+
+impl Pipe {
+    /// Queue `ranges` of `filled` for writing (waiting while the previous buffer is still
+    /// being written); returns a buffer to fill next.
+    pub(crate) fn exchange(
+        &mut self,
+        filled: Vec<u8>,
+        ranges: impl IntoIterator<Item = std::ops::Range<usize>>,
+    ) -> Result<Vec<u8>> {
+        let ranges = ranges.into_iter().collect();
+        if self.to_writer.send((filled, ranges)).is_err() {
+            self.broken = true;
+            return Err(Error::invalid_data(
+                None,
+                "the output stopped accepting data",
+            ));
+        }
+        if self.spare > 0 {
+            self.spare -= 1;
+            return Ok(Vec::new());
+        }
+        self.free.recv().map_err(|_| {
+            self.broken = true;
+            Error::invalid_data(None, "the output stopped accepting data")
+        })
+    }
+}
+
+/// Run `work` while a scoped thread writes the buffers it hands over to `out`, in order: a
+/// batch's write overlaps the next batch's read and AES-GCM. The writer's error, if any, wins
+/// over the caller's (which is then only a consequence of it).
+pub(crate) fn write_behind<O: Write + Send + ?Sized, T>(
+    out: &mut O,
+    work: impl FnOnce(&mut Pipe) -> Result<T>,
+) -> Result<T> {
+    // A rendezvous channel: the caller waits for the writer rather than queueing buffers.
+    let (to_writer, from_caller) =
+        std::sync::mpsc::sync_channel::<(Vec<u8>, Vec<std::ops::Range<usize>>)>(0);
+    let (to_caller, free) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<()> {
+            for (buffer, ranges) in from_caller {
+                for range in ranges {
+                    out.write_all(&buffer[range])
+                        .map_err(|e| from_io(e, "writing", "the output"))?;
+                }
+                // The caller may have finished; then the buffer is simply dropped.
+                let _ = to_caller.send(buffer);
+            }
+            Ok(())
+        });
+        let mut pipe = Pipe {
+            to_writer,
+            free,
+            spare: 1,
+            broken: false,
+        };
+        let result = work(&mut pipe);
+        let broken = pipe.broken;
+        drop(pipe);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid_data(None, "the writer thread panicked")));
+        match (result, written) {
+            (_, Err(error)) if broken => Err(error),
+            (Err(error), _) => Err(error),
+            (Ok(_), Err(error)) => Err(error),
+            (Ok(value), Ok(())) => Ok(value),
+        }
+    })
 }
 
 /// Name the destination in a write error raised while sealing a batch.
@@ -452,7 +598,7 @@ impl<R: Read + Seek> DecryptingReader<R> {
     /// returns the plaintext bytes written. Each batch is verified before it is written.
     pub(crate) fn decrypt_all_to(
         &mut self,
-        out: &mut dyn Write,
+        out: &mut (dyn Write + Send),
         threads: Option<usize>,
         mut progress: impl FnMut(u64) -> Result<()>,
     ) -> Result<u64> {
@@ -463,53 +609,89 @@ impl<R: Read + Seek> DecryptingReader<R> {
         self.inner
             .seek(SeekFrom::Start(self.payload_start))
             .map_err(|e| from_io(e, "reading", &self.source_name))?;
+        let segments = self.layout.segments;
         let mut written = 0u64;
         let mut index = 0u64;
-        while index < self.layout.segments {
-            let count = (self.layout.segments - index).min(threads as u64);
-            let bytes: u64 = (index..index + count)
-                .map(|i| self.layout.ciphertext_len(i))
-                .sum();
-            // Grown once, never cleared: refilling zeros every batch is a wasted memory pass.
-            if batch.len() < bytes as usize {
-                batch.resize(bytes as usize, 0);
-            }
-            let batch = &mut batch[..bytes as usize];
-            match self.inner.read_exact(batch) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(Error::Decryption)
+        if pool.is_none() {
+            while index < segments {
+                let count = (segments - index).min(threads as u64);
+                let ranges = self.open_batch(index, count, &mut batch, None)?;
+                for range in ranges {
+                    written += range.len() as u64;
+                    out.write_all(&batch[range])
+                        .map_err(|e| from_io(e, "writing", "the output"))?;
                 }
-                Err(e) => return Err(from_io(e, "reading", &self.source_name)),
+                progress(written)?;
+                index += count;
             }
-            let layout = self.layout;
-            let cipher = &self.cipher;
-            let mut jobs = Vec::with_capacity(count as usize);
-            let mut rest: &mut [u8] = &mut *batch;
-            for i in index..index + count {
-                let (segment, tail) =
-                    std::mem::take(&mut rest).split_at_mut(layout.ciphertext_len(i) as usize);
-                rest = tail;
-                jobs.push((index_u32(i)?, layout.is_last(i), segment));
-            }
-            let open = |(i, last, segment): (u32, bool, &mut [u8])| cipher.open(i, last, segment);
-            let lengths: Vec<usize> = match &pool {
-                Some(pool) if jobs.len() > 1 => {
-                    pool.install(|| jobs.into_par_iter().map(open).collect::<Result<_>>())?
-                }
-                _ => jobs.into_iter().map(open).collect::<Result<_>>()?,
-            };
-            let mut offset = 0usize;
-            for (i, plaintext_len) in (index..).zip(lengths) {
-                out.write_all(&batch[offset..offset + plaintext_len])
-                    .map_err(|e| from_io(e, "writing", "the output"))?;
-                offset += layout.ciphertext_len(i) as usize;
-                written += plaintext_len as u64;
-            }
-            progress(written)?;
-            index += count;
+            return Ok(written);
         }
-        Ok(written)
+        // Several threads: a verified batch is written by a thread of its own while the next
+        // one is read and opened.
+        write_behind(out, |pipe| {
+            while index < segments {
+                let count = (segments - index).min(threads as u64);
+                let ranges = self.open_batch(index, count, &mut batch, pool.as_deref())?;
+                written += ranges.iter().map(|r| r.len() as u64).sum::<u64>();
+                let verified = std::mem::take(&mut batch);
+                batch = pipe.exchange(verified, ranges)?;
+                progress(written)?;
+                index += count;
+            }
+            Ok(written)
+        })
+    }
+
+    /// Read segments `index..index + count` into `batch` (grown as needed, never re-zeroed:
+    /// refilling zeros every batch is a wasted memory pass), authenticate and decrypt them in
+    /// place; returns where each segment's plaintext lies in `batch`.
+    fn open_batch(
+        &mut self,
+        index: u64,
+        count: u64,
+        batch: &mut Vec<u8>,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<Vec<std::ops::Range<usize>>> {
+        let layout = self.layout;
+        let bytes: u64 = (index..index + count)
+            .map(|i| layout.ciphertext_len(i))
+            .sum();
+        if batch.len() < bytes as usize {
+            batch.resize(bytes as usize, 0);
+        }
+        let batch = &mut batch[..bytes as usize];
+        match self.inner.read_exact(batch) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(Error::Decryption)
+            }
+            Err(e) => return Err(from_io(e, "reading", &self.source_name)),
+        }
+        let cipher = &self.cipher;
+        let mut jobs = Vec::with_capacity(count as usize);
+        let mut rest: &mut [u8] = &mut *batch;
+        for i in index..index + count {
+            let (segment, tail) =
+                std::mem::take(&mut rest).split_at_mut(layout.ciphertext_len(i) as usize);
+            rest = tail;
+            jobs.push((index_u32(i)?, layout.is_last(i), segment));
+        }
+        let open = |(i, last, segment): (u32, bool, &mut [u8])| cipher.open(i, last, segment);
+        let lengths: Vec<usize> = match pool {
+            Some(pool) if jobs.len() > 1 => {
+                pool.install(|| jobs.into_par_iter().map(open).collect::<Result<_>>())?
+            }
+            _ => jobs.into_iter().map(open).collect::<Result<_>>()?,
+        };
+        let mut offset = 0usize;
+        Ok((index..)
+            .zip(lengths)
+            .map(|(i, plaintext_len)| {
+                let range = offset..offset + plaintext_len;
+                offset += layout.ciphertext_len(i) as usize;
+                range
+            })
+            .collect())
     }
 
     /// The underlying reader.
