@@ -99,3 +99,25 @@ def test_no_progress_flag_and_non_terminals_print_no_bar(
     assert piped.returncode == 0 and piped.stderr == ""
     piped = run_piped(["encrypt", str(plain), str(sealed), "--key", "data"], ring)
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_a_failing_progress_callback_stops_the_work_and_leaves_no_output(tmp_path: Path) -> None:
+    import amlguard as ag
+
+    keyring = ag.LocalKeyring(tmp_path / "ring")
+    keyring.ensure_key("data")
+    kek = keyring.kek("data")
+    plain, sealed = tmp_path / "big.bin", tmp_path / "big.amlg"
+    with open(plain, "wb") as f:
+        f.truncate(512 * 1024 * 1024)  # sparse: reading it takes longer than one 100 ms tick
+    calls: list[tuple[int, int]] = []
+
+    def stop(done: int, total: int) -> None:
+        calls.append((done, total))
+        raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        ag.encrypt_file(plain, sealed, kek=kek, progress=stop, threads=1)
+    assert calls and calls[0][1] == 512 * 1024 * 1024 and calls[0][0] < calls[0][1]
+    assert not sealed.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.bin", "ring"]
