@@ -36,6 +36,7 @@ fn envelope(c: &mut Criterion) {
             let blob = encrypt_bytes_with(&plaintext, &keks, &context, &options).expect("encrypt");
             let decrypt_options = DecryptOptions {
                 threads: Some(threads),
+                ..DecryptOptions::default()
             };
             group.bench_with_input(BenchmarkId::new("decrypt", &label), &blob, |b, blob| {
                 b.iter(|| {

@@ -15,6 +15,7 @@ from . import datasets
 from ._amlguard import (
     AzureKek,
     AzureKeyVault,
+    DekReuse,
     EncryptedFile,
     EncryptedReader,
     EnvelopeReport,
@@ -98,6 +99,7 @@ __all__ = [
     "AzureCredentialError",
     "AzureKek",
     "AzureKeyVault",
+    "DekReuse",
     "EncryptedReader",
     "KeyVaultAuthenticationError",
     "KeyVaultError",

@@ -23,6 +23,7 @@ __all__ = [
     "EnvelopeReport",
     "HeaderInfo",
     "EncryptedFile",
+    "DekReuse",
     "encrypt_bytes",
     "decrypt_bytes",
     "encrypt_file",
@@ -205,11 +206,37 @@ class EncryptedFile:
     def __enter__(self) -> EncryptedFile: ...
     def __exit__(self, exc_type: Optional[Any], exc: Optional[Any], tb: Optional[Any]) -> bool: ...
 
+@final
+class DekReuse:
+    """Share one data key between at most ``max_files`` containers holding at most
+    ``max_bytes`` plaintext bytes, then mint a fresh one (off unless passed as ``dek_reuse=``).
+
+    Each container still gets its own salt, segment key and key commitment; the DEK is zeroized
+    when retired. Safe to share between threads."""
+
+    def __new__(cls, *, max_files: int = 1000, max_bytes: int = 68719476736) -> DekReuse: ...
+    @property
+    def max_files(self) -> int: ...
+    @property
+    def max_bytes(self) -> int: ...
+    @property
+    def deks_minted(self) -> int:
+        """Data keys minted (and wrapped) so far."""
+    @property
+    def files(self) -> int:
+        """Containers started so far."""
+    @property
+    def holds_dek(self) -> bool:
+        """Whether a data key is held in memory now."""
+    def retire(self) -> None:
+        """Retire (and zeroize) the current data key; the next container gets a fresh one."""
+
 def encrypt_bytes(
     data: bytes,
     keks: list[Union[Kek, AzureKek]],
     context: dict[str, str],
     segment_size_bytes: Optional[int] = None,
+    dek_reuse: Optional[DekReuse] = None,
 ) -> bytes: ...
 def decrypt_bytes(
     blob: bytes,
@@ -224,6 +251,8 @@ def encrypt_file(
     context: dict[str, str],
     segment_size_bytes: Optional[int] = None,
     threads: Optional[int] = None,
+    dek_reuse: Optional[DekReuse] = None,
+    progress: Optional[Callable[[int, int], object]] = None,
 ) -> EnvelopeReport: ...
 def decrypt_file(
     source: Union[str, os.PathLike[str]],
@@ -231,6 +260,7 @@ def decrypt_file(
     keks: list[Union[Kek, AzureKek]],
     context: dict[str, str],
     threads: Optional[int] = None,
+    progress: Optional[Callable[[int, int], object]] = None,
 ) -> EnvelopeReport: ...
 def rewrap(
     path: Union[str, os.PathLike[str]],
@@ -519,6 +549,7 @@ def encrypt_location(
     storage_options: Optional[dict[str, Any]] = None,
     segment_size_bytes: Optional[int] = None,
     threads: Optional[int] = None,
+    dek_reuse: Optional[DekReuse] = None,
 ) -> EnvelopeReport:
     """Encrypt where either end may be a blob URL."""
 

@@ -44,19 +44,28 @@ SAMPLE_COLUMNS = ("person_id", "email", "phone", "ssn", "card_number", "age", "z
 
 
 class ProgressBar:
-    """A one-line progress display on a terminal's stderr: rows, rate and time left."""
+    """A one-line progress display on a terminal's stderr: amount, rate and time left.
 
-    def __init__(self, enabled: bool) -> None:
+    Silent when stderr is not a terminal (pipes, files, CI logs). ``unit`` is ``"rows"`` or
+    ``"bytes"`` (shown in MB)."""
+
+    def __init__(self, enabled: bool, unit: str = "rows") -> None:
         self.enabled = enabled and sys.stderr.isatty()
+        self.unit = unit
         self.started = time.perf_counter()
         self.shown = False
+
+    def _amount(self, count: float) -> str:
+        if self.unit == "bytes":
+            return f"{count / 1e6:>10,.1f} MB"
+        return f"{count:>12,.0f} {self.unit}"
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
             return
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         rate = done / elapsed
-        line = f"  {done:>12,} rows  {rate:>12,.0f} rows/s"
+        line = f"  {self._amount(done)}  {self._amount(rate)}/s"
         if total:
             percent = min(done / total, 1.0)
             filled = int(percent * 30)
@@ -203,15 +212,20 @@ def command_encrypt(args: argparse.Namespace) -> int:
     from .envelope import encrypt_file
 
     keyring = _keyring(args.keyring)
-    report = encrypt_file(
-        args.source,
-        args.destination,
-        keks=_keks_for(keyring, args.key),
-        context=_parse_context(args.context),
-        segment_size_bytes=args.segment_size,
-        threads=args.threads,
-        audit=_audit_log(args, keyring),
-    )
+    bar = ProgressBar(not args.no_progress, unit="bytes")
+    try:
+        report = encrypt_file(
+            args.source,
+            args.destination,
+            keks=_keks_for(keyring, args.key),
+            context=_parse_context(args.context),
+            segment_size_bytes=args.segment_size,
+            threads=args.threads,
+            audit=_audit_log(args, keyring),
+            progress=bar,
+        )
+    finally:
+        bar.close()
     rate = report.plaintext_bytes / max(report.elapsed_seconds, 1e-9) / 1e6
     print(
         f"encrypted {report.plaintext_bytes:,} bytes into {report.segments} segment(s) "
@@ -224,14 +238,19 @@ def command_decrypt(args: argparse.Namespace) -> int:
     from .envelope import decrypt_file
 
     keyring = _keyring(args.keyring)
-    report = decrypt_file(
-        args.source,
-        args.destination,
-        keks=_keks_for(keyring, args.key),
-        context=_parse_context(args.context),
-        threads=args.threads,
-        audit=_audit_log(args, keyring),
-    )
+    bar = ProgressBar(not args.no_progress, unit="bytes")
+    try:
+        report = decrypt_file(
+            args.source,
+            args.destination,
+            keks=_keks_for(keyring, args.key),
+            context=_parse_context(args.context),
+            threads=args.threads,
+            audit=_audit_log(args, keyring),
+            progress=bar,
+        )
+    finally:
+        bar.close()
     print(f"decrypted {report.plaintext_bytes:,} bytes ({report.segments} segment(s) verified)")
     return 0
 
@@ -404,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--segment-size", type=int, default=None, help="plaintext bytes per segment"
     )
     encrypt.add_argument("--threads", type=int, default=None, help="worker threads (all CPUs)")
+    encrypt.add_argument("--no-progress", action="store_true", help="no progress bar")
     common(encrypt)
     audited(encrypt)
     encrypt.set_defaults(run=command_encrypt)
@@ -419,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="expected encryption context entry (repeatable)",
     )
     decrypt.add_argument("--threads", type=int, default=None, help="worker threads (all CPUs)")
+    decrypt.add_argument("--no-progress", action="store_true", help="no progress bar")
     common(decrypt)
     audited(decrypt)
     decrypt.set_defaults(run=command_decrypt)

@@ -20,14 +20,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from . import _amlguard
 from . import audit as _audit
-from ._amlguard import AzureKek, EncryptedFile, EncryptedReader, EnvelopeReport, HeaderInfo, Kek
+from ._amlguard import (
+    AzureKek,
+    DekReuse,
+    EncryptedFile,
+    EncryptedReader,
+    EnvelopeReport,
+    HeaderInfo,
+    Kek,
+)
 from .files import is_blob_url
 
 __all__ = [
+    "DekReuse",
     "decrypt_bytes",
     "decrypt_file",
     "encrypt_bytes",
@@ -41,6 +50,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 AnyKek = Union[Kek, AzureKek]
 Keks = Union[AnyKek, Sequence[AnyKek]]
 StorageOptions = Optional[Mapping[str, Any]]
+Progress = Callable[[int, int], object]
 
 
 def _keks(kek: Optional[Keks], keks: Optional[Keks], role: str = "keks") -> list[AnyKek]:
@@ -85,14 +95,20 @@ def encrypt_bytes(
     context: Optional[Mapping[str, str]] = None,
     segment_size_bytes: Optional[int] = None,
     audit: _audit.AuditTarget = None,
+    dek_reuse: Optional[DekReuse] = None,
 ) -> bytes:
-    """Encrypt ``data`` into a container; the DEK is wrapped under every given KEK."""
+    """Encrypt ``data`` into a container; the DEK is wrapped under every given KEK.
+
+    With ``dek_reuse`` (a :class:`DekReuse`) the DEK is shared with other containers within
+    its bounds instead of minted (and wrapped) for this one alone."""
     with _audit.operation(audit, "encrypt_bytes") as record:
         listed = _keks(kek, keks)
         record.key_ids = _ids(listed)
         plaintext = _bytes(data)
         record.bytes = len(plaintext)
-        sealed = _amlguard.encrypt_bytes(plaintext, listed, _context(context), segment_size_bytes)
+        sealed = _amlguard.encrypt_bytes(
+            plaintext, listed, _context(context), segment_size_bytes, dek_reuse
+        )
         record.details["container_bytes"] = len(sealed)
     return sealed
 
@@ -128,6 +144,8 @@ def encrypt_file(
     threads: Optional[int] = None,
     storage_options: StorageOptions = None,
     audit: _audit.AuditTarget = None,
+    dek_reuse: Optional[DekReuse] = None,
+    progress: Optional[Progress] = None,
 ) -> EnvelopeReport:
     """Encrypt a file into a container, written atomically.
 
@@ -135,6 +153,10 @@ def encrypt_file(
     ``abfss://container@account.dfs.core.windows.net/path``); ``storage_options`` holds the
     account settings (``account_name``, ``account_key``, ``sas_token``, ``use_emulator``, or a
     ``credential`` object with ``get_token``). Uploads commit only when complete.
+
+    ``dek_reuse`` shares one DEK between files within its bounds (see :class:`DekReuse`).
+    ``progress`` (local files) is called about ten times a second as
+    ``progress(bytes_done, bytes_total)``.
     """
     paths = [os.fspath(source), os.fspath(destination)]
     with _audit.operation(audit, "encrypt", dataset=paths[0], paths=paths) as record:
@@ -144,12 +166,13 @@ def encrypt_file(
             report = _amlguard.encrypt_location(
                 paths[0], paths[1], kek=listed, context=_context(context),
                 storage_options=dict(storage_options or {}),
-                segment_size_bytes=segment_size_bytes, threads=threads,
+                segment_size_bytes=segment_size_bytes, threads=threads, dek_reuse=dek_reuse,
             )  # fmt: skip
         else:
             report = _amlguard.encrypt_file(
-                paths[0], paths[1], listed, _context(context), segment_size_bytes, threads
-            )
+                paths[0], paths[1], listed, _context(context), segment_size_bytes, threads,
+                dek_reuse, progress,
+            )  # fmt: skip
         _envelope_counts(record, report)
     return report
 
@@ -164,10 +187,12 @@ def decrypt_file(
     threads: Optional[int] = None,
     storage_options: StorageOptions = None,
     audit: _audit.AuditTarget = None,
+    progress: Optional[Progress] = None,
 ) -> EnvelopeReport:
     """Decrypt a container; ``destination`` appears only after every segment verified.
 
-    Either path may be an Azure Blob URL (see :func:`encrypt_file`)."""
+    Either path may be an Azure Blob URL (see :func:`encrypt_file`). ``progress`` (local files)
+    is called about ten times a second as ``progress(bytes_done, bytes_total)``."""
     paths = [os.fspath(source), os.fspath(destination)]
     with _audit.operation(audit, "decrypt", dataset=paths[0], paths=paths) as record:
         listed = _keks(kek, keks)
@@ -178,7 +203,9 @@ def decrypt_file(
                 storage_options=dict(storage_options or {}), threads=threads,
             )  # fmt: skip
         else:
-            report = _amlguard.decrypt_file(paths[0], paths[1], listed, _context(context), threads)
+            report = _amlguard.decrypt_file(
+                paths[0], paths[1], listed, _context(context), threads, progress
+            )
         _envelope_counts(record, report)
     return report
 

@@ -1,15 +1,17 @@
 //! Data keys: minting a fresh DEK for a new container, and recovering it from a header.
 //!
-//! Every container gets its own random 256-bit DEK, salt and nonce prefix, wrapped under each
-//! KEK the caller passes. Recovering the DEK tries each recorded wrapped key with each KEK that
+//! Every container gets its own random salt and nonce prefix, and its own random 256-bit DEK
+//! wrapped under each KEK the caller passes (or, when asked, a DEK shared through
+//! [`DekReuse`]). Recovering the DEK tries each recorded wrapped key with each KEK that
 //! accepts its key id, and accepts an unwrapped key only if it matches the header's commitment.
 
 use zeroize::Zeroizing;
 
 use super::format::{
-    EncryptionContext, Header, ParsedHeader, WrappedKey, COMMITMENT_LEN, MAX_SEGMENT_SIZE_BYTES,
+    EncryptionContext, Header, ParsedHeader, WrappedKey, MAX_SEGMENT_SIZE_BYTES,
     MIN_SEGMENT_SIZE_BYTES, NONCE_PREFIX_LEN, SALT_LEN,
 };
+use super::reuse::{DekLease, DekReuse};
 use super::segment::{
     commitment, header_tag, verify_commitment, verify_header_tag, SegmentCipher, DEK_LEN,
 };
@@ -58,15 +60,27 @@ pub(crate) fn wrap_under(dek: &[u8], keks: &[&dyn KeyEncryptionKey]) -> Result<V
         .collect()
 }
 
-/// A new container's header and segment cipher: fresh DEK, salt and nonce prefix.
+/// A new container's header and segment cipher: fresh salt and nonce prefix, and a fresh DEK
+/// unless `reuse` hands out a shared one (then also the lease the writer charges bytes to).
 pub(crate) fn new_container(
     keks: &[&dyn KeyEncryptionKey],
     context: &EncryptionContext,
     segment_size_bytes: usize,
-) -> Result<(ParsedHeader, SegmentCipher)> {
+    reuse: Option<(&DekReuse, Option<u64>)>,
+) -> Result<(ParsedHeader, SegmentCipher, Option<DekLease>)> {
     let segment_size = check_segment_size(segment_size_bytes)?;
-    let mut dek = Zeroizing::new([0u8; DEK_LEN]);
-    random_bytes(dek.as_mut_slice())?;
+    let (dek, wrapped_keys, lease) = match reuse {
+        Some((reuse, expected_bytes)) => {
+            let (dek, wrapped, lease) = reuse.acquire(keks, expected_bytes)?;
+            (dek, wrapped, Some(lease))
+        }
+        None => {
+            let mut dek = Zeroizing::new([0u8; DEK_LEN]);
+            random_bytes(dek.as_mut_slice())?;
+            let wrapped = wrap_under(dek.as_slice(), keks)?;
+            (dek, wrapped, None)
+        }
+    };
     let mut salt = [0u8; SALT_LEN];
     random_bytes(&mut salt)?;
     let mut nonce_prefix = [0u8; NONCE_PREFIX_LEN];
@@ -75,18 +89,14 @@ pub(crate) fn new_container(
         segment_size,
         salt,
         nonce_prefix,
-        commitment: [0u8; COMMITMENT_LEN],
-        context: context.clone(),
-        wrapped_keys: wrap_under(dek.as_slice(), keks)?,
-    };
-    let header = Header {
         commitment: commitment(&salt, dek.as_slice()),
-        ..header
+        context: context.clone(),
+        wrapped_keys,
     };
     let mut parsed = header.encode()?;
     parsed.tag = header_tag(&parsed, dek.as_slice());
     let cipher = SegmentCipher::new(dek.as_slice(), &parsed.header, &parsed.hash)?;
-    Ok((parsed, cipher))
+    Ok((parsed, cipher, lease))
 }
 
 /// Every entry of `expected` must be in the header's context with the same value. A mismatch is

@@ -41,10 +41,12 @@ use zeroize::Zeroizing;
 
 use super::dek::{new_container, open_container};
 use super::format::{EncryptionContext, HeaderReader, ParsedHeader};
+use super::reuse::DekLease;
 use super::segment::{index_u32, Layout, SegmentCipher, UsageMeter, TAG_LEN};
-use super::{EncryptOptions, HeaderInfo};
+use super::{report_progress, EncryptOptions, HeaderInfo};
 use crate::error::{Error, Result};
 use crate::keys::KeyEncryptionKey;
+use crate::parallel::RunControl;
 
 /// Turn an amlguard error into an `io::Error` that carries it (for `Read`/`Write` impls).
 pub(crate) fn to_io(error: Error) -> std::io::Error {
@@ -68,31 +70,21 @@ pub(crate) fn from_io(error: std::io::Error, action: &'static str, path: &str) -
     Error::io(action, path, error)
 }
 
-/// Copy all of `input` into `writer` (an [`EncryptingWriter`]) through a buffer of one segment
-/// (clamped to 64 KiB..8 MiB), naming the side that failed in errors.
-pub(crate) fn pump(
+/// Encrypt all of `input` through `writer`, reading straight into the writer's batch buffer
+/// (no intermediate copy), naming the side that failed in errors.
+pub(crate) fn pump<W: Write + Send>(
     input: &mut dyn Read,
-    writer: &mut dyn Write,
-    segment_size_bytes: usize,
+    writer: &mut EncryptingWriter<W>,
     source_name: &str,
     destination_name: &str,
 ) -> Result<()> {
-    let mut buffer = vec![0u8; segment_size_bytes.clamp(64 * 1024, 8 * 1024 * 1024)];
-    loop {
-        let n = match input.read(&mut buffer) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(from_io(e, "reading", source_name)),
-        };
-        writer
-            .write_all(&buffer[..n])
-            .map_err(|e| from_io(e, "writing", destination_name))?;
-    }
+    writer.fill_from(input, source_name, destination_name)
 }
 
 /// Worker threads for a batch, and the pool to run them on (none for one thread).
-fn worker_pool(threads: Option<usize>) -> Result<(usize, Option<Arc<rayon::ThreadPool>>)> {
+pub(crate) fn worker_pool(
+    threads: Option<usize>,
+) -> Result<(usize, Option<Arc<rayon::ThreadPool>>)> {
     let threads = threads
         .filter(|t| *t > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -106,43 +98,128 @@ fn worker_pool(threads: Option<usize>) -> Result<(usize, Option<Arc<rayon::Threa
 /// Encrypts everything written to it into an amlguard container written to `W`.
 pub struct EncryptingWriter<W: Write> {
     inner: W,
-    cipher: SegmentCipher,
+    sealer: BatchSealer,
     info: HeaderInfo,
-    segment_size: usize,
-    batch_segments: usize,
-    pool: Option<Arc<rayon::ThreadPool>>,
+    /// Plaintext bytes sealed per batch: whole segments, one per worker thread.
+    batch_bytes: usize,
     // Plain buffers for data (keys are zeroized, data is not): the plaintext came from the
     // caller and goes back to it, and volatile zeroing of every batch cost more than AES-GCM.
+    /// A batch plus one byte: a batch is sealed as non-final only once a byte beyond it has
+    /// arrived, so the final segment is always known to be final.
     plaintext: Vec<u8>,
+    /// Bytes of `plaintext` in use.
+    buffered: usize,
     sealed: Vec<u8>,
-    usage: UsageMeter,
+    control: Option<Arc<RunControl>>,
+    expected_len: Option<u64>,
     failed: bool,
+}
+
+/// The sealing state of one container: its cipher, where the next segment index starts, and
+/// the usage limits of its DEK.
+struct BatchSealer {
+    cipher: SegmentCipher,
+    segment_size: usize,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    usage: UsageMeter,
+    /// The shared DEK's byte budget, when the DEK is reused across containers.
+    lease: Option<DekLease>,
+}
+
+impl BatchSealer {
+    /// Seal `plaintext` as the next segments (the last one final if `final_batch`) into
+    /// `sealed`, grown as needed; returns the sealed length.
+    fn seal(&mut self, plaintext: &[u8], final_batch: bool, sealed: &mut Vec<u8>) -> Result<usize> {
+        let segment_size = self.segment_size;
+        let len = plaintext.len();
+        let chunk_count = len.div_ceil(segment_size).max(1);
+        let first = self.usage.reserve(chunk_count as u64, len as u64)?;
+        if let Some(lease) = &mut self.lease {
+            lease.charge(len as u64)?;
+        }
+        // Every index is checked up front so that the parallel part cannot fail on it.
+        index_u32(first + chunk_count as u64 - 1)?;
+
+        let sealed_len = len + chunk_count * TAG_LEN;
+        if sealed.len() < sealed_len {
+            sealed.resize(sealed_len, 0);
+        }
+        let mut jobs: Vec<(u32, bool, &[u8], &mut [u8])> = Vec::with_capacity(chunk_count);
+        let mut rest: &mut [u8] = &mut sealed[..sealed_len];
+        for i in 0..chunk_count {
+            let start = i * segment_size;
+            let chunk = &plaintext[start..(start + segment_size).min(len)];
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut(chunk.len() + TAG_LEN);
+            rest = tail;
+            let index = index_u32(first + i as u64)?;
+            jobs.push((index, final_batch && i + 1 == chunk_count, chunk, out));
+        }
+        let cipher = &self.cipher;
+        let seal = |(index, last, chunk, out): (u32, bool, &[u8], &mut [u8])| {
+            cipher.seal_into(index, last, chunk, out)
+        };
+        match &self.pool {
+            Some(pool) if jobs.len() > 1 => {
+                pool.install(|| jobs.into_par_iter().try_for_each(seal))?
+            }
+            _ => jobs.into_iter().try_for_each(seal)?,
+        }
+        Ok(sealed_len)
+    }
 }
 
 impl<W: Write> EncryptingWriter<W> {
     /// Start a container: mint a DEK, wrap it under every KEK and write the header to `inner`.
     pub fn new(
-        mut inner: W,
+        inner: W,
         keks: &[&dyn KeyEncryptionKey],
         context: &EncryptionContext,
         options: &EncryptOptions,
     ) -> Result<Self> {
-        let (header, cipher) = new_container(keks, context, options.segment_size_bytes)?;
+        Self::with_expected_len(inner, keks, context, options, None)
+    }
+
+    /// [`EncryptingWriter::new`] for a plaintext of `expected_len` bytes, when known: lets a
+    /// [`DekReuse`](super::DekReuse) share its DEK with this container and progress show a
+    /// total. Writing more or fewer bytes is allowed.
+    pub fn with_expected_len(
+        mut inner: W,
+        keks: &[&dyn KeyEncryptionKey],
+        context: &EncryptionContext,
+        options: &EncryptOptions,
+        expected_len: Option<u64>,
+    ) -> Result<Self> {
+        let reuse = options.dek_reuse.as_ref().map(|r| (r, expected_len));
+        let (header, cipher, lease) =
+            new_container(keks, context, options.segment_size_bytes, reuse)?;
         inner
             .write_all(&header.to_bytes())
             .map_err(|e| from_io(e, "writing", "the output"))?;
         let (threads, pool) = worker_pool(options.threads)?;
         let segment_size = header.header.segment_size as usize;
+        let batch_bytes = segment_size * threads;
+        // A short input needs no batch-sized buffer.
+        let plaintext_capacity = expected_len
+            .and_then(|len| usize::try_from(len).ok())
+            .map_or(batch_bytes, |len| len.min(batch_bytes))
+            + 1;
+        report_progress(options.control.as_deref(), 0, expected_len)?;
         Ok(Self {
             inner,
-            cipher,
+            sealer: BatchSealer {
+                cipher,
+                segment_size,
+                pool,
+                usage: UsageMeter::default(),
+                lease,
+            },
             info: HeaderInfo::from_parsed(&header, None),
-            segment_size,
-            batch_segments: threads,
-            pool,
-            plaintext: Vec::with_capacity(segment_size * threads),
+            batch_bytes,
+            plaintext: vec![0u8; plaintext_capacity],
+            buffered: 0,
             sealed: Vec::new(),
-            usage: UsageMeter::default(),
+            control: options.control.clone(),
+            expected_len,
             failed: false,
         })
     }
@@ -154,52 +231,37 @@ impl<W: Write> EncryptingWriter<W> {
 
     /// Plaintext bytes accepted so far.
     pub fn plaintext_bytes(&self) -> u64 {
-        self.usage.plaintext_bytes + self.plaintext.len() as u64
+        self.sealer.usage.plaintext_bytes + self.buffered as u64
     }
 
-    fn batch_capacity(&self) -> usize {
-        self.segment_size * self.batch_segments
+    /// Room for at least one more byte: grow the buffer to a batch plus one byte, or, when it
+    /// is that full, seal the batch (more data follows it, so it is not final) and keep the
+    /// byte beyond it.
+    fn make_room(&mut self) -> Result<()> {
+        if self.buffered < self.plaintext.len() {
+            return Ok(());
+        }
+        if self.plaintext.len() <= self.batch_bytes {
+            self.plaintext.resize(self.batch_bytes + 1, 0);
+            return Ok(());
+        }
+        self.seal_prefix(self.batch_bytes, false)?;
+        self.plaintext
+            .copy_within(self.batch_bytes..self.buffered, 0);
+        self.buffered -= self.batch_bytes;
+        Ok(())
     }
 
-    /// Seal the buffered plaintext: all segments as non-final, or with the last one final.
-    fn seal_buffered(&mut self, final_batch: bool) -> Result<()> {
-        let segment_size = self.segment_size;
-        let chunk_count = self.plaintext.len().div_ceil(segment_size).max(1);
-        let first = self
-            .usage
-            .reserve(chunk_count as u64, self.plaintext.len() as u64)?;
-        // Every index is checked up front so that the parallel part cannot fail on it.
-        index_u32(first + chunk_count as u64 - 1)?;
-
-        self.sealed.clear();
-        self.sealed
-            .resize(self.plaintext.len() + chunk_count * TAG_LEN, 0);
-        let mut jobs: Vec<(u32, bool, &[u8], &mut [u8])> = Vec::with_capacity(chunk_count);
-        let mut rest: &mut [u8] = &mut self.sealed;
-        for i in 0..chunk_count {
-            let start = i * segment_size;
-            let end = (start + segment_size).min(self.plaintext.len());
-            let chunk = &self.plaintext[start..end];
-            let (out, tail) = std::mem::take(&mut rest).split_at_mut(chunk.len() + TAG_LEN);
-            rest = tail;
-            let index = index_u32(first + i as u64)?;
-            jobs.push((index, final_batch && i + 1 == chunk_count, chunk, out));
-        }
-        let cipher = &self.cipher;
-        let seal = |(index, last, chunk, out): (u32, bool, &[u8], &mut [u8])| {
-            out[..chunk.len()].copy_from_slice(chunk);
-            cipher.seal(index, last, out)
-        };
-        match &self.pool {
-            Some(pool) if jobs.len() > 1 => {
-                pool.install(|| jobs.into_par_iter().try_for_each(seal))?
-            }
-            _ => jobs.into_iter().try_for_each(seal)?,
-        }
-        self.plaintext.clear();
+    /// Seal the first `len` buffered bytes (all segments non-final, or the last one final)
+    /// and write them out.
+    fn seal_prefix(&mut self, len: usize, final_batch: bool) -> Result<()> {
+        let sealed_len = self
+            .sealer
+            .seal(&self.plaintext[..len], final_batch, &mut self.sealed)?;
         self.inner
-            .write_all(&self.sealed)
-            .map_err(|e| from_io(e, "writing", "the output"))
+            .write_all(&self.sealed[..sealed_len])
+            .map_err(|e| from_io(e, "writing", "the output"))?;
+        report_progress(self.control.as_deref(), len as u64, self.expected_len)
     }
 
     /// Seal the final segment, flush, and return the inner writer.
@@ -210,7 +272,8 @@ impl<W: Write> EncryptingWriter<W> {
                 "an earlier write failed; the container is incomplete and must be discarded",
             ));
         }
-        self.seal_buffered(true)?;
+        self.seal_prefix(self.buffered, true)?;
+        self.buffered = 0;
         self.inner
             .flush()
             .map_err(|e| from_io(e, "writing", "the output"))?;
@@ -220,15 +283,178 @@ impl<W: Write> EncryptingWriter<W> {
     fn write_inner(&mut self, mut data: &[u8]) -> Result<usize> {
         let written = data.len();
         while !data.is_empty() {
-            // Seal only when more data is waiting: a full buffer may still hold the final segment.
-            if self.plaintext.len() == self.batch_capacity() {
-                self.seal_buffered(false)?;
-            }
-            let take = (self.batch_capacity() - self.plaintext.len()).min(data.len());
-            self.plaintext.extend_from_slice(&data[..take]);
+            self.make_room()?;
+            let take = (self.plaintext.len() - self.buffered).min(data.len());
+            self.plaintext[self.buffered..self.buffered + take].copy_from_slice(&data[..take]);
+            self.buffered += take;
             data = &data[take..];
         }
         Ok(written)
+    }
+
+    /// Encrypt everything `input` yields, reading straight into the batch buffer. With
+    /// several threads, each sealed batch is written by a thread of its own while the next one
+    /// is read and sealed.
+    pub(crate) fn fill_from(
+        &mut self,
+        input: &mut dyn Read,
+        source_name: &str,
+        destination_name: &str,
+    ) -> Result<()>
+    where
+        W: Send,
+    {
+        if self.failed {
+            return Err(Error::invalid_data(
+                None,
+                "an earlier write failed; the container is incomplete and must be discarded",
+            ));
+        }
+        let result = if self.sealer.pool.is_some() {
+            self.fill_overlapped(input, source_name)
+        } else {
+            (|| loop {
+                self.make_room()?;
+                match input.read(&mut self.plaintext[self.buffered..]) {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => self.buffered += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(from_io(e, "reading", source_name)),
+                }
+            })()
+        };
+        if result.is_err() {
+            self.failed = true;
+        }
+        result.map_err(|e| rename_output_error(e, destination_name))
+    }
+
+    fn fill_overlapped(&mut self, input: &mut dyn Read, source_name: &str) -> Result<()>
+    where
+        W: Send,
+    {
+        let Self {
+            inner,
+            sealer,
+            batch_bytes,
+            plaintext,
+            buffered,
+            sealed,
+            control,
+            expected_len,
+            ..
+        } = self;
+        let batch_bytes = *batch_bytes;
+        write_behind(inner, |pipe| loop {
+            if *buffered == plaintext.len() {
+                if plaintext.len() <= batch_bytes {
+                    plaintext.resize(batch_bytes + 1, 0);
+                } else {
+                    let len = sealer.seal(&plaintext[..batch_bytes], false, sealed)?;
+                    let full = std::mem::take(sealed);
+                    *sealed = pipe.exchange(full, std::iter::once(0..len))?;
+                    report_progress(control.as_deref(), batch_bytes as u64, *expected_len)?;
+                    plaintext.copy_within(batch_bytes..*buffered, 0);
+                    *buffered -= batch_bytes;
+                }
+            }
+            match input.read(&mut plaintext[*buffered..]) {
+                Ok(0) => return Ok(()),
+                Ok(n) => *buffered += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(from_io(e, "reading", source_name)),
+            }
+        })
+    }
+}
+
+/// The caller's end of [`write_behind`]: hands filled buffers to the writer thread and gets
+/// free ones back. Two buffers circulate, so memory stays bounded.
+pub(crate) struct Pipe {
+    to_writer: std::sync::mpsc::SyncSender<(Vec<u8>, Vec<std::ops::Range<usize>>)>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    spare: usize,
+    broken: bool,
+}
+
+impl Pipe {
+    /// Queue `ranges` of `filled` for writing (waiting while the previous buffer is still
+    /// being written); returns a buffer to fill next.
+    pub(crate) fn exchange(
+        &mut self,
+        filled: Vec<u8>,
+        ranges: impl IntoIterator<Item = std::ops::Range<usize>>,
+    ) -> Result<Vec<u8>> {
+        let ranges = ranges.into_iter().collect();
+        if self.to_writer.send((filled, ranges)).is_err() {
+            self.broken = true;
+            return Err(Error::invalid_data(
+                None,
+                "the output stopped accepting data",
+            ));
+        }
+        if self.spare > 0 {
+            self.spare -= 1;
+            return Ok(Vec::new());
+        }
+        self.free.recv().map_err(|_| {
+            self.broken = true;
+            Error::invalid_data(None, "the output stopped accepting data")
+        })
+    }
+}
+
+/// Run `work` while a scoped thread writes the buffers it hands over to `out`, in order: a
+/// batch's write overlaps the next batch's read and AES-GCM. The writer's error, if any, wins
+/// over the caller's (which is then only a consequence of it).
+pub(crate) fn write_behind<O: Write + Send + ?Sized, T>(
+    out: &mut O,
+    work: impl FnOnce(&mut Pipe) -> Result<T>,
+) -> Result<T> {
+    // A rendezvous channel: the caller waits for the writer rather than queueing buffers.
+    let (to_writer, from_caller) =
+        std::sync::mpsc::sync_channel::<(Vec<u8>, Vec<std::ops::Range<usize>>)>(0);
+    let (to_caller, free) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> Result<()> {
+            for (buffer, ranges) in from_caller {
+                for range in ranges {
+                    out.write_all(&buffer[range])
+                        .map_err(|e| from_io(e, "writing", "the output"))?;
+                }
+                // The caller may have finished; then the buffer is simply dropped.
+                let _ = to_caller.send(buffer);
+            }
+            Ok(())
+        });
+        let mut pipe = Pipe {
+            to_writer,
+            free,
+            spare: 1,
+            broken: false,
+        };
+        let result = work(&mut pipe);
+        let broken = pipe.broken;
+        drop(pipe);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(Error::invalid_data(None, "the writer thread panicked")));
+        match (result, written) {
+            (_, Err(error)) if broken => Err(error),
+            (Err(error), _) => Err(error),
+            (Ok(_), Err(error)) => Err(error),
+            (Ok(value), Ok(())) => Ok(value),
+        }
+    })
+}
+
+/// Name the destination in a write error raised while sealing a batch.
+fn rename_output_error(error: Error, destination_name: &str) -> Error {
+    match error {
+        Error::Io { source, .. } => {
+            Error::io("writing", destination_name.trim_matches('\''), source)
+        }
+        other => other,
     }
 }
 
@@ -372,7 +598,7 @@ impl<R: Read + Seek> DecryptingReader<R> {
     /// returns the plaintext bytes written. Each batch is verified before it is written.
     pub(crate) fn decrypt_all_to(
         &mut self,
-        out: &mut dyn Write,
+        out: &mut (dyn Write + Send),
         threads: Option<usize>,
         mut progress: impl FnMut(u64) -> Result<()>,
     ) -> Result<u64> {
@@ -383,50 +609,89 @@ impl<R: Read + Seek> DecryptingReader<R> {
         self.inner
             .seek(SeekFrom::Start(self.payload_start))
             .map_err(|e| from_io(e, "reading", &self.source_name))?;
+        let segments = self.layout.segments;
         let mut written = 0u64;
         let mut index = 0u64;
-        while index < self.layout.segments {
-            let count = (self.layout.segments - index).min(threads as u64);
-            let bytes: u64 = (index..index + count)
-                .map(|i| self.layout.ciphertext_len(i))
-                .sum();
-            batch.clear();
-            batch.resize(bytes as usize, 0);
-            match self.inner.read_exact(&mut batch) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(Error::Decryption)
+        if pool.is_none() {
+            while index < segments {
+                let count = (segments - index).min(threads as u64);
+                let ranges = self.open_batch(index, count, &mut batch, None)?;
+                for range in ranges {
+                    written += range.len() as u64;
+                    out.write_all(&batch[range])
+                        .map_err(|e| from_io(e, "writing", "the output"))?;
                 }
-                Err(e) => return Err(from_io(e, "reading", &self.source_name)),
+                progress(written)?;
+                index += count;
             }
-            let layout = self.layout;
-            let cipher = &self.cipher;
-            let mut jobs = Vec::with_capacity(count as usize);
-            let mut rest: &mut [u8] = &mut batch;
-            for i in index..index + count {
-                let (segment, tail) =
-                    std::mem::take(&mut rest).split_at_mut(layout.ciphertext_len(i) as usize);
-                rest = tail;
-                jobs.push((index_u32(i)?, layout.is_last(i), segment));
-            }
-            let open = |(i, last, segment): (u32, bool, &mut [u8])| cipher.open(i, last, segment);
-            let lengths: Vec<usize> = match &pool {
-                Some(pool) if jobs.len() > 1 => {
-                    pool.install(|| jobs.into_par_iter().map(open).collect::<Result<_>>())?
-                }
-                _ => jobs.into_iter().map(open).collect::<Result<_>>()?,
-            };
-            let mut offset = 0usize;
-            for (i, plaintext_len) in (index..).zip(lengths) {
-                out.write_all(&batch[offset..offset + plaintext_len])
-                    .map_err(|e| from_io(e, "writing", "the output"))?;
-                offset += layout.ciphertext_len(i) as usize;
-                written += plaintext_len as u64;
-            }
-            progress(written)?;
-            index += count;
+            return Ok(written);
         }
-        Ok(written)
+        // Several threads: a verified batch is written by a thread of its own while the next
+        // one is read and opened.
+        write_behind(out, |pipe| {
+            while index < segments {
+                let count = (segments - index).min(threads as u64);
+                let ranges = self.open_batch(index, count, &mut batch, pool.as_deref())?;
+                written += ranges.iter().map(|r| r.len() as u64).sum::<u64>();
+                let verified = std::mem::take(&mut batch);
+                batch = pipe.exchange(verified, ranges)?;
+                progress(written)?;
+                index += count;
+            }
+            Ok(written)
+        })
+    }
+
+    /// Read segments `index..index + count` into `batch` (grown as needed, never re-zeroed:
+    /// refilling zeros every batch is a wasted memory pass), authenticate and decrypt them in
+    /// place; returns where each segment's plaintext lies in `batch`.
+    fn open_batch(
+        &mut self,
+        index: u64,
+        count: u64,
+        batch: &mut Vec<u8>,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<Vec<std::ops::Range<usize>>> {
+        let layout = self.layout;
+        let bytes: u64 = (index..index + count)
+            .map(|i| layout.ciphertext_len(i))
+            .sum();
+        if batch.len() < bytes as usize {
+            batch.resize(bytes as usize, 0);
+        }
+        let batch = &mut batch[..bytes as usize];
+        match self.inner.read_exact(batch) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(Error::Decryption)
+            }
+            Err(e) => return Err(from_io(e, "reading", &self.source_name)),
+        }
+        let cipher = &self.cipher;
+        let mut jobs = Vec::with_capacity(count as usize);
+        let mut rest: &mut [u8] = &mut *batch;
+        for i in index..index + count {
+            let (segment, tail) =
+                std::mem::take(&mut rest).split_at_mut(layout.ciphertext_len(i) as usize);
+            rest = tail;
+            jobs.push((index_u32(i)?, layout.is_last(i), segment));
+        }
+        let open = |(i, last, segment): (u32, bool, &mut [u8])| cipher.open(i, last, segment);
+        let lengths: Vec<usize> = match pool {
+            Some(pool) if jobs.len() > 1 => {
+                pool.install(|| jobs.into_par_iter().map(open).collect::<Result<_>>())?
+            }
+            _ => jobs.into_iter().map(open).collect::<Result<_>>()?,
+        };
+        let mut offset = 0usize;
+        Ok((index..)
+            .zip(lengths)
+            .map(|(i, plaintext_len)| {
+                let range = offset..offset + plaintext_len;
+                offset += layout.ciphertext_len(i) as usize;
+                range
+            })
+            .collect())
     }
 
     /// The underlying reader.

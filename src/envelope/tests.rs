@@ -36,6 +36,7 @@ fn options(threads: usize) -> EncryptOptions {
     EncryptOptions {
         segment_size_bytes: SEGMENT,
         threads: Some(threads),
+        ..EncryptOptions::default()
     }
 }
 
@@ -435,6 +436,7 @@ fn structural_errors_are_typed() {
         let options = EncryptOptions {
             segment_size_bytes: bad,
             threads: Some(1),
+            ..EncryptOptions::default()
         };
         assert!(matches!(
             encrypt_bytes_with(b"x", &keks, &ctx, &options),
@@ -511,6 +513,7 @@ fn files_round_trip_atomically_and_refuse_bad_input() {
     for threads in [1, 2] {
         let options = DecryptOptions {
             threads: Some(threads),
+            ..DecryptOptions::default()
         };
         let report = decrypt_file(&sealed, &out, &keks, &ctx, &options).unwrap();
         assert_eq!(report.plaintext_bytes, 5 * SEGMENT as u64 + 3);
@@ -528,7 +531,10 @@ fn files_round_trip_atomically_and_refuse_bad_input() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    let decrypt_options = DecryptOptions { threads: Some(1) };
+    let decrypt_options = DecryptOptions {
+        threads: Some(1),
+        ..DecryptOptions::default()
+    };
     assert!(matches!(
         decrypt_file(&corrupt, &out, &keks, &ctx, &decrypt_options),
         Err(Error::Decryption)

@@ -172,19 +172,14 @@ pub fn encrypt(
 ) -> Result<EnvelopeReport> {
     let started = Instant::now();
     check_distinct(source, destination)?;
-    let (mut input, _) = source.reader()?;
+    let (mut input, input_len) = source.reader()?;
     let source_name = source.display_name();
     let destination_name = destination.display_name();
     let output = Output::create(destination)?;
-    let mut writer = EncryptingWriter::new(output, keks, context, options)?;
+    let mut writer =
+        EncryptingWriter::with_expected_len(output, keks, context, options, Some(input_len))?;
     let info = writer.header_info().clone();
-    crate::envelope::pump(
-        &mut input,
-        &mut writer,
-        options.segment_size_bytes,
-        &source_name,
-        &destination_name,
-    )?;
+    crate::envelope::pump(&mut input, &mut writer, &source_name, &destination_name)?;
     let plaintext_bytes = writer.plaintext_bytes();
     let output = writer.finish()?;
     let container_bytes = output.commit()?;
@@ -217,7 +212,8 @@ pub fn decrypt(
         + info.plaintext_len_bytes.unwrap_or_default()
         + info.segments.unwrap_or_default() * crate::envelope::TAG_LEN as u64;
     let mut output = Output::create(destination)?;
-    let plaintext_bytes = reader.decrypt_all_to(&mut output, options.threads, |_| Ok(()))?;
+    let progress = crate::envelope::decrypt_progress(options, reader.plaintext_len());
+    let plaintext_bytes = reader.decrypt_all_to(&mut output, options.threads, progress)?;
     output.commit()?;
     Ok(EnvelopeReport {
         plaintext_bytes,

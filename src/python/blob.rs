@@ -59,7 +59,7 @@ fn kek_refs(keks: &[Arc<dyn KeyEncryptionKey>]) -> Vec<&dyn KeyEncryptionKey> {
 
 /// Encrypt ``source`` into an amlguard container at ``destination`` (paths or blob URLs).
 #[pyfunction]
-#[pyo3(name = "encrypt_location", signature = (source, destination, *, kek, context=None, storage_options=None, segment_size_bytes=None, threads=None))]
+#[pyo3(name = "encrypt_location", signature = (source, destination, *, kek, context=None, storage_options=None, segment_size_bytes=None, threads=None, dek_reuse=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn encrypt_file(
     py: Python<'_>,
@@ -70,12 +70,14 @@ pub(crate) fn encrypt_file(
     storage_options: Option<&Bound<'_, PyDict>>,
     segment_size_bytes: Option<usize>,
     threads: Option<usize>,
+    dek_reuse: Option<PyRef<'_, super::reuse::PyDekReuse>>,
 ) -> PyResult<PyEnvelopeReport> {
     let keks = keks_from(kek)?;
     let context = context_from(context)?;
     let options = storage_options_from(storage_options)?;
     let mut encrypt_options = EncryptOptions {
         threads,
+        dek_reuse: dek_reuse.map(|r| r.inner.clone()),
         ..EncryptOptions::default()
     };
     if let Some(size) = segment_size_bytes {
@@ -118,7 +120,10 @@ pub(crate) fn decrypt_file(
             &destination,
             &kek_refs(&keks),
             &context,
-            &DecryptOptions { threads },
+            &DecryptOptions {
+                threads,
+                ..DecryptOptions::default()
+            },
         )
     })?;
     Ok(report.into())

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -11,9 +11,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use super::azure::keks_from;
+use super::reuse::PyDekReuse;
 use super::run::run_blocking;
 use crate::envelope::{
     self, DecryptOptions, DecryptingReader, EncryptOptions, EnvelopeReport, HeaderInfo,
+    OpenFromBuffer, SealIntoBuffer,
 };
 use crate::keys::KeyEncryptionKey;
 use crate::parallel::RunControl;
@@ -22,9 +24,14 @@ fn kek_refs(keks: &[Arc<dyn KeyEncryptionKey>]) -> Vec<&dyn KeyEncryptionKey> {
     keks.iter().map(|k| k.as_ref()).collect()
 }
 
-fn encrypt_options(segment_size_bytes: Option<usize>, threads: Option<usize>) -> EncryptOptions {
+fn encrypt_options(
+    segment_size_bytes: Option<usize>,
+    threads: Option<usize>,
+    dek_reuse: Option<&PyDekReuse>,
+) -> EncryptOptions {
     let mut options = EncryptOptions {
         threads,
+        dek_reuse: dek_reuse.map(|r| r.inner.clone()),
         ..EncryptOptions::default()
     };
     if let Some(size) = segment_size_bytes {
@@ -135,24 +142,28 @@ impl PyHeaderInfo {
     }
 }
 
-/// Encrypt bytes into a container.
+/// Encrypt bytes into a container, sealed straight into the new bytes object.
 #[pyfunction]
-#[pyo3(signature = (data, keks, context, segment_size_bytes=None))]
+#[pyo3(signature = (data, keks, context, segment_size_bytes=None, dek_reuse=None))]
 pub(crate) fn encrypt_bytes<'py>(
     py: Python<'py>,
     data: &[u8],
     keks: &Bound<'py, PyAny>,
     context: BTreeMap<String, String>,
     segment_size_bytes: Option<usize>,
+    dek_reuse: Option<PyRef<'py, PyDekReuse>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let keks = keks_from(keks)?;
     let refs = kek_refs(&keks);
-    let options = encrypt_options(segment_size_bytes, None);
-    let sealed = py.detach(|| envelope::encrypt_bytes_with(data, &refs, &context, &options))?;
-    Ok(PyBytes::new(py, &sealed))
+    let options = encrypt_options(segment_size_bytes, None, dek_reuse.as_deref());
+    let sealer = py.detach(|| SealIntoBuffer::new(data.len(), &refs, &context, &options))?;
+    PyBytes::new_with(py, sealer.sealed_len(), |buffer| {
+        py.detach(|| sealer.seal(data, buffer)).map_err(PyErr::from)
+    })
 }
 
-/// Decrypt a container held in memory; the plaintext is written straight into the new bytes.
+/// Decrypt a container held in memory; each segment is decrypted straight into the new bytes,
+/// which are discarded unless every segment verifies.
 #[pyfunction]
 #[pyo3(signature = (blob, keks, context, threads=None))]
 pub(crate) fn decrypt_bytes<'py>(
@@ -164,23 +175,20 @@ pub(crate) fn decrypt_bytes<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     let keks = keks_from(keks)?;
     let refs = kek_refs(&keks);
-    let mut reader = py.detach(|| DecryptingReader::open(Cursor::new(blob), &refs, &context))?;
-    let len = usize::try_from(reader.plaintext_len())
+    let opener = py.detach(|| OpenFromBuffer::new(blob, &refs, &context))?;
+    let len = usize::try_from(opener.plaintext_len())
         .map_err(|_| PyValueError::new_err("plaintext too large for this platform"))?;
-    // Decrypt straight into the new bytes object: no intermediate copy.
     PyBytes::new_with(py, len, |buffer| {
-        py.detach(|| {
-            let mut out: &mut [u8] = buffer;
-            reader.decrypt_all_to(&mut out, threads, |_| Ok(()))
-        })
-        .map(|_| ())
-        .map_err(PyErr::from)
+        py.detach(|| opener.open_into(buffer, threads))
+            .map_err(PyErr::from)
     })
 }
 
-/// Encrypt a file into a container (written atomically).
+/// Encrypt a file into a container (written atomically). `progress(bytes_done, bytes_total)`
+/// is called about ten times a second; Ctrl-C stops at the next segment batch.
 #[pyfunction]
-#[pyo3(signature = (source, destination, keks, context, segment_size_bytes=None, threads=None))]
+#[pyo3(signature = (source, destination, keks, context, segment_size_bytes=None, threads=None, dek_reuse=None, progress=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn encrypt_file<'py>(
     py: Python<'py>,
     source: PathBuf,
@@ -189,19 +197,26 @@ pub(crate) fn encrypt_file<'py>(
     context: BTreeMap<String, String>,
     segment_size_bytes: Option<usize>,
     threads: Option<usize>,
+    dek_reuse: Option<PyRef<'py, PyDekReuse>>,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<PyEnvelopeReport> {
     let keks = keks_from(keks)?;
     let refs = kek_refs(&keks);
-    let options = encrypt_options(segment_size_bytes, threads);
-    let report = run_blocking(py, &RunControl::new(), None, |_| {
+    let control = Arc::new(RunControl::new());
+    let options = EncryptOptions {
+        control: Some(Arc::clone(&control)),
+        ..encrypt_options(segment_size_bytes, threads, dek_reuse.as_deref())
+    };
+    let report = run_blocking(py, &control, progress, |_| {
         envelope::encrypt_file(&source, &destination, &refs, &context, &options)
     })?;
     Ok(report.into())
 }
 
 /// Decrypt a container file; the destination appears only once every segment verified.
+/// `progress` and Ctrl-C as for `encrypt_file`.
 #[pyfunction]
-#[pyo3(signature = (source, destination, keks, context, threads=None))]
+#[pyo3(signature = (source, destination, keks, context, threads=None, progress=None))]
 pub(crate) fn decrypt_file<'py>(
     py: Python<'py>,
     source: PathBuf,
@@ -209,17 +224,17 @@ pub(crate) fn decrypt_file<'py>(
     keks: &Bound<'py, PyAny>,
     context: BTreeMap<String, String>,
     threads: Option<usize>,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<PyEnvelopeReport> {
     let keks = keks_from(keks)?;
     let refs = kek_refs(&keks);
-    let report = run_blocking(py, &RunControl::new(), None, |_| {
-        envelope::decrypt_file(
-            &source,
-            &destination,
-            &refs,
-            &context,
-            &DecryptOptions { threads },
-        )
+    let control = Arc::new(RunControl::new());
+    let options = DecryptOptions {
+        threads,
+        control: Some(Arc::clone(&control)),
+    };
+    let report = run_blocking(py, &control, progress, |_| {
+        envelope::decrypt_file(&source, &destination, &refs, &context, &options)
     })?;
     Ok(report.into())
 }

@@ -17,6 +17,7 @@ mod io;
 mod keys;
 mod pme;
 mod policy;
+mod reuse;
 mod run;
 
 use pyo3::prelude::*;
@@ -37,6 +38,7 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<envelope::PyEnvelopeReport>()?;
     module.add_class::<envelope::PyHeaderInfo>()?;
     module.add_class::<envelope::PyEncryptedFile>()?;
+    module.add_class::<reuse::PyDekReuse>()?;
     module.add_function(wrap_pyfunction!(envelope::encrypt_bytes, module)?)?;
     module.add_function(wrap_pyfunction!(envelope::decrypt_bytes, module)?)?;
     module.add_function(wrap_pyfunction!(envelope::encrypt_file, module)?)?;
