@@ -99,6 +99,40 @@ def test_affected_blobs_rewritten_unaffected_untouched(
     assert again.rows_removed == 0 and state(blobs, dataset) == after  # nothing left to do
 
 
+def test_hive_partitioned_blob_tree_is_walked_and_hidden_folders_skipped(
+    blobs: BlobServiceClient, azurite: Azurite, keyring: ag.LocalKeyring
+) -> None:
+    prefix = f"hive-{uuid.uuid4().hex[:8]}/"
+    upload(blobs, prefix + "date=2024-01-01/part-0.parquet", people(["subject-003", "subject-001"]))
+    upload(blobs, prefix + "date=2024-01-02/region=eu/part-0.parquet", people(["subject-011"]))
+    upload(blobs, prefix + "date=2024-01-02/region=us/part-0.parquet", people(["subject-002"]))
+    # Hidden folders (job scratch, table logs) are not part of the dataset and are never touched.
+    upload(blobs, prefix + "_temporary/part-0.parquet", people(["subject-003"]))
+    upload(blobs, prefix + ".staging/part-0.parquet", people(["subject-011"]))
+    before = state(blobs, prefix)
+    url = f"az://{CONTAINER}/{prefix}"
+    target = [ag.Dataset(url, id_column="patient_id")]
+    options = azurite.storage_options
+
+    receipt = ag.forget(GONE, target, keyring=keyring, storage_options=options)
+    assert receipt.files_scanned == 3 and receipt.rows_removed == 10
+    assert receipt.files_rewritten == [
+        f"{url}date=2024-01-01/part-0.parquet",
+        f"{url}date=2024-01-02/region=eu/part-0.parquet",
+    ]
+    after = state(blobs, prefix)
+    for untouched in ("date=2024-01-02/region=us/part-0.parquet", "_temporary/part-0.parquet",
+                      ".staging/part-0.parquet"):  # fmt: skip
+        assert after[prefix + untouched] == before[prefix + untouched]
+    kept = pq.read_table(io.BytesIO(after[prefix + "date=2024-01-01/part-0.parquet"][1]))
+    assert kept.column("patient_id").to_pylist() == ["subject-001"] * 5
+    emptied = pq.read_table(
+        io.BytesIO(after[prefix + "date=2024-01-02/region=eu/part-0.parquet"][1])
+    )
+    assert emptied.num_rows == 0 and emptied.schema.names == ["patient_id", "visit"]
+    assert ag.verify_forgotten(GONE, target, keyring=keyring, storage_options=options).ok
+
+
 def test_a_blob_changed_during_the_run_is_refused(
     blobs: BlobServiceClient, azurite: Azurite, keyring: ag.LocalKeyring
 ) -> None:

@@ -43,7 +43,7 @@ pub(crate) struct BlobDatasetOutcome {
 
 fn blobs_of(url: &str, storage: &StorageOptions) -> Result<Vec<BlobLocation>> {
     if url.ends_with('/') {
-        Ok(BlobLocation::list_dataset(url, storage)?
+        Ok(BlobLocation::list_tree(url, storage)?
             .into_iter()
             .filter(|blob| {
                 let name = blob.file_name().to_ascii_lowercase();

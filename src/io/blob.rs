@@ -276,36 +276,62 @@ impl BlobLocation {
     /// The blobs directly under the "directory" `url` (`az://container/prefix/`) whose names
     /// end in `.parquet`, `.pq`, `.parq` or `.csv` and do not start with `.` or `_`, sorted.
     pub fn list_dataset(url: &str, options: &StorageOptions) -> Result<Vec<BlobLocation>> {
+        Self::list_blobs(url, options, false)
+    }
+
+    /// As [`BlobLocation::list_dataset`], descending into sub-"directories" too (hive-partitioned
+    /// trees such as `date=2024-01-01/part-0.parquet`); a `.x` or `_x` directory is skipped
+    /// whole, as in local datasets (`_delta_log`, `_temporary`).
+    pub fn list_tree(url: &str, options: &StorageOptions) -> Result<Vec<BlobLocation>> {
+        Self::list_blobs(url, options, true)
+    }
+
+    fn list_blobs(url: &str, options: &StorageOptions, descend: bool) -> Result<Vec<BlobLocation>> {
         let directory = Self::parse_with(url, options, true)?;
-        let prefix = directory.path.clone();
-        let listed = block_on(directory.store.list_with_delimiter(Some(&prefix)))?
-            .map_err(|e| storage_error("listing", url, e))?;
+        let root = directory.path.clone();
         let base = url.trim_end_matches('/');
-        let mut files: Vec<BlobLocation> = listed
-            .objects
-            .into_iter()
-            .filter_map(|meta| {
+        let mut files: Vec<BlobLocation> = Vec::new();
+        let mut pending = vec![root.clone()];
+        while let Some(prefix) = pending.pop() {
+            let listed = block_on(directory.store.list_with_delimiter(Some(&prefix)))?
+                .map_err(|e| storage_error("listing", url, e))?;
+            if descend {
+                pending.extend(listed.common_prefixes.into_iter().filter(|sub| {
+                    sub.filename()
+                        .is_some_and(|name| !name.starts_with(['.', '_']))
+                }));
+            }
+            files.extend(listed.objects.into_iter().filter_map(|meta| {
                 let name = meta.location.filename()?.to_owned();
                 let lower = name.to_ascii_lowercase();
                 let dataset = [".parquet", ".pq", ".parq", ".csv"]
                     .iter()
                     .any(|ext| lower.ends_with(ext));
-                (dataset && !name.starts_with(['.', '_'])).then(|| BlobLocation {
-                    url: format!("{base}/{name}"),
+                if !dataset || name.starts_with(['.', '_']) {
+                    return None;
+                }
+                let relative = meta
+                    .location
+                    .as_ref()
+                    .strip_prefix(root.as_ref())?
+                    .trim_start_matches('/')
+                    .to_owned();
+                Some(BlobLocation {
+                    url: format!("{base}/{relative}"),
                     store: directory.store.clone(),
                     path: meta.location,
                     options: directory.options.clone(),
                     endpoint: directory.endpoint.clone(),
                 })
-            })
-            .collect();
+            }));
+        }
         files.sort_by(|a, b| a.url.cmp(&b.url));
         if files.is_empty() {
             return Err(storage_error(
                 "listing",
                 url,
                 object_store::Error::NotFound {
-                    path: prefix.to_string(),
+                    path: root.to_string(),
                     source: "it holds no .parquet or .csv blobs".into(),
                 },
             ));
