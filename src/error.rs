@@ -296,6 +296,16 @@ pub enum Error {
         source_name: String,
     },
 
+    /// The key material a Parquet file keeps outside itself (`_KEY_MATERIAL_FOR_<file>.json`)
+    /// is missing or unreadable, or a file keeps it inside and so cannot be re-wrapped in place.
+    #[error("{source_name}: {message}")]
+    ParquetKeyMaterial {
+        /// The data file or key material file concerned.
+        source_name: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+
     /// The caller asked for the work to stop (Ctrl-C in Python).
     #[error("cancelled")]
     Cancelled,

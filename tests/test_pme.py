@@ -340,6 +340,160 @@ def test_rotation_keeps_old_files_readable_and_new_files_use_the_new_version(
     assert ag.read_parquet(after, keys=kr).equals(people)
 
 
+def key_material_file(path: Path) -> Path:
+    return path.with_name(f"_KEY_MATERIAL_FOR_{path.name}.json")
+
+
+def key_ids_in(material_file: Path) -> set[str]:
+    """The master key versions (KMS ``keyId``) the stored key material references."""
+    ids = set()
+    for text in json.loads(material_file.read_text()).values():
+        material = json.loads(text)
+        wrapped = material["wrappedKEK"] if material["doubleWrapping"] else material["wrappedDEK"]
+        ids.add(json.loads(wrapped)["keyId"])
+    return ids
+
+
+def external_decryption(keys: Any, path: Path) -> Any:
+    return ag.pyarrow_crypto_factory(keys).file_decryption_properties(
+        pe.KmsConnectionConfig(), pe.DecryptionConfiguration(), parquet_file_path=str(path)
+    )
+
+
+@pytest.mark.parametrize("double_wrapping", [True, False])
+def test_external_key_material_is_read_by_pyarrow_and_amlguard_reads_pyarrows(
+    tmp_path: Path, kr: ag.LocalKeyring, people: pa.Table, double_wrapping: bool
+) -> None:
+    ours = tmp_path / "amlguard.parquet"
+    write_encrypted(people, ours, kr, external_key_material=True, double_wrapping=double_wrapping)
+    stored = json.loads(key_material_file(ours).read_text())
+    assert sorted(stored) == ["columnKey0", "columnKey1", "columnKey2", "footerKey"]
+    footer = json.loads(stored["footerKey"])
+    assert footer["isFooterKey"] and footer["masterKeyID"] == "footer-key"
+    assert "internalStorage" not in footer
+    # The file itself holds only a reference (in its plaintext crypto metadata), no wrapped key.
+    raw = ours.read_bytes()
+    reference = b'{"keyMaterialType":"PKMT1","internalStorage":false,"keyReference":"footerKey"}'
+    assert reference in raw
+    assert b"wrappedDEK" not in raw and b"wrappedKEK" not in raw
+    assert pq.read_table(ours, decryption_properties=external_decryption(kr, ours)).equals(people)
+    assert ag.read_parquet(ours, keys=kr).equals(people)
+
+    theirs = tmp_path / "pyarrow.parquet"
+    factory = ag.pyarrow_crypto_factory(kr)
+    config = pe.EncryptionConfiguration(
+        footer_key="footer-key", column_keys=COLUMN_KEYS, internal_key_material=False,
+        double_wrapping=double_wrapping, plaintext_footer=True,
+    )  # fmt: skip
+    properties = factory.file_encryption_properties(
+        pe.KmsConnectionConfig(), config, parquet_file_path=str(theirs)
+    )
+    pq.write_table(people, theirs, encryption_properties=properties)
+    assert key_material_file(theirs).exists()
+    # A plaintext footer shows the module key metadata: a reference to the external file.
+    assert b'"internalStorage":false' in theirs.read_bytes()
+    back, report = ag.read_parquet_with_report(theirs, keys=kr)
+    assert back.equals(people)
+    assert set(report.encrypted_columns) == {"ssn", "date_of_birth", "email"}
+
+
+@pytest.mark.parametrize("double_wrapping", [True, False])
+def test_rotation_rewraps_external_key_material_without_touching_the_data(
+    tmp_path: Path, kr: ag.LocalKeyring, people: pa.Table, double_wrapping: bool
+) -> None:
+    path = tmp_path / "rotated.parquet"
+    write_encrypted(people, path, kr, external_key_material=True)
+    material = key_material_file(path)
+    data_before, material_before = path.read_bytes(), material.read_text()
+    assert key_ids_in(material) == {"local:footer-key@1", "local:pii-key@1", "local:contact-key@1"}
+    for name in ("footer-key", "pii-key", "contact-key"):
+        kr.rotate(name)
+    report = ag.rotate_parquet_keys(path, keys=kr, double_wrapping=double_wrapping)
+    assert report.keys_rewrapped == 4
+    # Double wrapping: one unwrap and one wrap per master key; single: one wrap per data key.
+    assert report.kms_unwraps == 3
+    assert report.kms_wraps == (3 if double_wrapping else 4)
+    assert report.key_material_path == str(material)
+    assert path.read_bytes() == data_before
+    assert material.read_text() != material_before
+    assert key_ids_in(material) == {"local:footer-key@2", "local:pii-key@2", "local:contact-key@2"}
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert ag.read_parquet(path, keys=kr).equals(people)
+    assert pq.read_table(path, decryption_properties=external_decryption(kr, path)).equals(people)
+    footer = json.loads(json.loads(material.read_text())["footerKey"])
+    assert footer["doubleWrapping"] == double_wrapping
+    # The old versions are no longer needed: with them deleted, the file still reads.
+    for old in (tmp_path / "pme-keys").glob("*/v000001.key"):
+        old.unlink()
+    assert ag.read_parquet(path, keys=ag.LocalKeyring(tmp_path / "pme-keys")).equals(people)
+
+
+def test_amlguard_reads_after_pyarrow_rotates_the_master_keys(
+    tmp_path: Path, kr: ag.LocalKeyring, people: pa.Table
+) -> None:
+    path = tmp_path / "pyarrow-rotated.parquet"
+    write_encrypted(people, path, kr, external_key_material=True)
+    data_before = path.read_bytes()
+    kr.rotate("pii-key")
+    # A fresh factory: pyarrow caches KMS clients, and a client caches the latest versions.
+    ag.pyarrow_crypto_factory(kr).rotate_master_keys(
+        pe.KmsConnectionConfig(), str(path), double_wrapping=True
+    )
+    assert path.read_bytes() == data_before
+    assert "local:pii-key@2" in key_ids_in(key_material_file(path))
+    assert "local:pii-key@1" not in key_ids_in(key_material_file(path))
+    assert ag.read_parquet(path, keys=kr).equals(people)
+
+
+def test_external_key_material_errors_are_typed(
+    tmp_path: Path, kr: ag.LocalKeyring, people: pa.Table
+) -> None:
+    inside = tmp_path / "inside.parquet"
+    write_encrypted(people, inside, kr)
+    with pytest.raises(ag.ParquetKeyMaterialError, match="rewrite"):
+        ag.rotate_parquet_keys(inside, keys=kr)
+
+    path = tmp_path / "outside.parquet"
+    write_encrypted(people, path, kr, external_key_material=True)
+    material = key_material_file(path)
+    good = material.read_text()
+    material.unlink()
+    with pytest.raises(ag.ParquetKeyMaterialError, match="missing"):
+        ag.read_parquet(path, keys=kr)
+    with pytest.raises(ag.ParquetKeyMaterialError, match="rewrite"):
+        ag.rotate_parquet_keys(path, keys=kr)
+
+    material.write_text("{not json")
+    with pytest.raises(ag.ParquetKeyMaterialError):
+        ag.read_parquet(path, keys=kr)
+    with pytest.raises(ag.ParquetKeyMaterialError):
+        ag.rotate_parquet_keys(path, keys=kr)
+
+    entries = json.loads(good)
+    del entries["columnKey1"]
+    material.write_text(json.dumps(entries))
+    with pytest.raises(ag.ParquetKeyMaterialError, match="columnKey1"):
+        ag.read_parquet(path, keys=kr)
+
+    # A wrapped data key altered in the JSON fails authentication, as a tampered file does.
+    entries = json.loads(good)
+    footer = json.loads(entries["footerKey"])
+    wrapped = bytearray(base64.b64decode(footer["wrappedDEK"]))
+    wrapped[15] ^= 1
+    footer["wrappedDEK"] = base64.b64encode(bytes(wrapped)).decode()
+    entries["footerKey"] = json.dumps(footer)
+    material.write_text(json.dumps(entries))
+    with pytest.raises(ag.DecryptionError):
+        ag.read_parquet(path, keys=kr)
+    with pytest.raises(ag.DecryptionError):
+        ag.rotate_parquet_keys(path, keys=kr)
+
+    material.write_text(good)
+    assert ag.read_parquet(path, keys=kr).equals(people)
+    with pytest.raises(ag.InvalidArgumentError, match="footer_key"):
+        ag.write_parquet(people, tmp_path / "plain.parquet", external_key_material=True)
+
+
 def test_kms_calls_are_constant_per_file(
     tmp_path: Path, kr: ag.LocalKeyring, people: pa.Table
 ) -> None:
@@ -430,3 +584,14 @@ def test_key_vault_master_keys_and_azurite_blobs(
     assert ag.read_parquet(url, keys=vault, storage_options=azurite.storage_options).equals(people)
     with pytest.raises(ag.ParquetKeysRequiredError):
         ag.read_parquet(url, storage_options=azurite.storage_options)
+
+
+def test_external_key_material_is_refused_for_blobs_before_anything_is_written(
+    kr: ag.LocalKeyring, azurite: Azurite, containers: BlobServiceClient, people: pa.Table
+) -> None:
+    url = "az://pme/external/part-0.parquet"
+    with pytest.raises(ag.InvalidArgumentError, match="local paths only"):
+        write_encrypted(
+            people, url, kr, external_key_material=True, storage_options=azurite.storage_options
+        )
+    assert not list(containers.get_container_client("pme").list_blobs(name_starts_with="external/"))

@@ -23,6 +23,7 @@ from ._amlguard import (
     Kek,
     LocalKeyring,
     MaskReport,
+    ParquetKeyRotationReport,
     ParquetReport,
     __version__,
 )
@@ -60,6 +61,7 @@ from .exceptions import (
     MalformedHeaderError,
     NoMatchingKeyError,
     NotAnEnvelopeError,
+    ParquetKeyMaterialError,
     ParquetKeysRequiredError,
     PolicyError,
     RandomSourceError,
@@ -87,6 +89,7 @@ from .pme import (
     pyarrow_crypto_factory,
     read_parquet,
     read_parquet_with_report,
+    rotate_parquet_keys,
     write_parquet,
 )
 from .policy import Policy
@@ -164,10 +167,13 @@ __all__ = [
     "mask_file",
     "mask_parquet",
     "AmlguardKmsClient",
+    "ParquetKeyMaterialError",
+    "ParquetKeyRotationReport",
     "ParquetKeysRequiredError",
     "ParquetReport",
     "pyarrow_crypto_factory",
     "read_parquet",
     "read_parquet_with_report",
+    "rotate_parquet_keys",
     "write_parquet",
 ]

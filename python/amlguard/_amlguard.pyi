@@ -10,6 +10,8 @@ __all__ = [
     "_ParquetKms",
     "write_parquet",
     "read_parquet",
+    "ParquetKeyRotationReport",
+    "rotate_parquet_keys",
     "LocalKeyring",
     "_CorePolicy",
     "MaskReport",
@@ -643,6 +645,7 @@ def write_parquet(
     column_keys: Optional[dict[str, list[str]]] = None,
     plaintext_footer: bool = False,
     double_wrapping: bool = True,
+    external_key_material: bool = False,
     compression: str = "snappy",
     row_group_rows: Optional[int] = None,
     threads: Optional[int] = None,
@@ -659,6 +662,34 @@ def read_parquet(
     storage_options: Optional[dict[str, Any]] = None,
 ) -> tuple[Any, ParquetReport]:
     """Read a Parquet file (decrypting it when PME-encrypted) into a table and a report."""
+
+@final
+class ParquetKeyRotationReport:
+    """What ``rotate_parquet_keys`` did: keys re-wrapped and key-provider calls."""
+
+    @property
+    def key_material_path(self) -> str:
+        """The ``_KEY_MATERIAL_FOR_<file>.json`` rewritten."""
+    @property
+    def keys_rewrapped(self) -> int:
+        """Data keys re-wrapped (the footer's and each encrypted column's)."""
+    @property
+    def kms_wraps(self) -> int: ...
+    @property
+    def kms_unwraps(self) -> int: ...
+    @property
+    def kms_calls(self) -> int:
+        """Key-provider calls in all (wraps + unwraps)."""
+    @property
+    def elapsed_seconds(self) -> float: ...
+
+def rotate_parquet_keys(
+    path: str,
+    *,
+    keys: Union[LocalKeyring, AzureKeyVault],
+    double_wrapping: bool = True,
+) -> ParquetKeyRotationReport:
+    """Re-wrap a Parquet file's external key material under the latest master key versions."""
 
 @final
 class _ParquetKms:

@@ -38,6 +38,7 @@ __all__ = [
     "KeyVaultError",
     "KeyVaultAuthenticationError",
     "KeyVaultPermissionError",
+    "ParquetKeyMaterialError",
     "ParquetKeysRequiredError",
 ]
 
@@ -173,4 +174,12 @@ class ParquetKeysRequiredError(AmlguardError):
 
     Pass the ``LocalKeyring`` or ``AzureKeyVault`` that holds its master keys. A file written
     with a plaintext footer can still be read for its unencrypted columns (``columns=[...]``).
+    """
+
+
+class ParquetKeyMaterialError(AmlguardError):
+    """The key material a Parquet file keeps beside itself (``_KEY_MATERIAL_FOR_<file>.json``)
+    is missing or malformed, or :func:`amlguard.rotate_parquet_keys` was asked to re-wrap a file
+    that keeps its key material inside (which needs a rewrite: ``read_parquet`` +
+    ``write_parquet(..., external_key_material=True)``).
     """

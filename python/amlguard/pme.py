@@ -21,16 +21,19 @@ from typing import Any, Literal, Optional, Union
 import pyarrow as pa
 
 from . import _frames
-from ._amlguard import ParquetReport, _ParquetKms
+from ._amlguard import ParquetKeyRotationReport, ParquetReport, _ParquetKms
 from ._amlguard import read_parquet as _read_parquet
+from ._amlguard import rotate_parquet_keys as _rotate_parquet_keys
 from ._amlguard import write_parquet as _write_parquet
 
 __all__ = [
     "AmlguardKmsClient",
+    "ParquetKeyRotationReport",
     "ParquetReport",
     "pyarrow_crypto_factory",
     "read_parquet",
     "read_parquet_with_report",
+    "rotate_parquet_keys",
     "write_parquet",
 ]
 
@@ -48,6 +51,7 @@ def write_parquet(
     column_keys: Optional[dict[str, list[str]]] = None,
     plaintext_footer: bool = False,
     double_wrapping: bool = True,
+    external_key_material: bool = False,
     compression: str = "snappy",
     row_group_rows: Optional[int] = None,
     threads: Optional[int] = None,
@@ -64,6 +68,10 @@ def write_parquet(
     plaintext. ``plaintext_footer`` keeps the footer readable (and signed), so tools without
     keys see the schema and the unencrypted columns. ``double_wrapping`` (the default, as in
     pyarrow) costs one key-provider call per master key per file.
+    ``external_key_material=True`` keeps the wrapped keys in ``_KEY_MATERIAL_FOR_<file>.json``
+    beside the file, as pyarrow's ``internal_key_material=False`` does (local paths only), so
+    :func:`rotate_parquet_keys` can re-wrap them without rewriting the data; the JSON file must
+    then travel with the data file.
 
     Returns a :class:`ParquetReport` (rows, bytes, encrypted columns, ``kms_calls``).
     """
@@ -71,7 +79,8 @@ def write_parquet(
     return _write_parquet(
         stream, os.fspath(path), keys=keys, footer_key=footer_key, column_keys=column_keys,
         plaintext_footer=plaintext_footer, double_wrapping=double_wrapping,
-        compression=compression, row_group_rows=row_group_rows, threads=threads,
+        external_key_material=external_key_material, compression=compression,
+        row_group_rows=row_group_rows, threads=threads,
         storage_options=storage_options,
     )  # fmt: skip
 
@@ -117,6 +126,22 @@ def read_parquet(
         storage_options=storage_options,
     )  # fmt: skip
     return table
+
+
+def rotate_parquet_keys(
+    path: PathLike, *, keys: Keys, double_wrapping: bool = True
+) -> ParquetKeyRotationReport:
+    """Re-wrap the key material of a Parquet file written with ``external_key_material=True``
+    (or by pyarrow with ``internal_key_material=False``) under the latest version of each
+    master key in ``keys``, without rewriting the data file.
+
+    Run it after ``LocalKeyring.rotate`` (or a new Key Vault key version): the
+    ``_KEY_MATERIAL_FOR_<file>.json`` beside the file is replaced atomically and the old key
+    versions are no longer needed to read it. A file that keeps its key material inside raises
+    :class:`ParquetKeyMaterialError` (re-wrapping it needs a rewrite). Returns a
+    :class:`ParquetKeyRotationReport` (keys re-wrapped, key-provider calls).
+    """
+    return _rotate_parquet_keys(os.fspath(path), keys=keys, double_wrapping=double_wrapping)
 
 
 def _convert(table: pa.Table, output: Output) -> Any:

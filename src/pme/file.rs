@@ -16,6 +16,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowColumnWriter};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter, ProjectionMask};
+use parquet::encryption::decrypt::FileDecryptionProperties;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::ChunkReader;
 use parquet_key_management::crypto_factory::{
@@ -24,6 +25,7 @@ use parquet_key_management::crypto_factory::{
 use parquet_key_management::kms::{KmsClientRef, KmsConnectionConfig, KmsConnectionInfo};
 use rayon::prelude::*;
 
+use super::external::{externalize, MaterialRetriever};
 use super::kms::{AmlguardKms, MasterKeys};
 use super::{ParquetReadOptions, ParquetReport, ParquetWriteOptions};
 use crate::error::{Error, Result};
@@ -33,7 +35,7 @@ use crate::parallel::{pool, RunControl};
 /// Magic at the end of a Parquet file whose footer is encrypted.
 const ENCRYPTED_FOOTER_MAGIC: &[u8; 4] = b"PARE";
 
-fn crypto_factory(kms: &Arc<AmlguardKms>) -> CryptoFactory {
+pub(super) fn crypto_factory(kms: &Arc<AmlguardKms>) -> CryptoFactory {
     let kms = kms.clone();
     CryptoFactory::new(
         move |_: &KmsConnectionInfo| -> parquet_key_management::errors::Result<KmsClientRef> {
@@ -43,7 +45,7 @@ fn crypto_factory(kms: &Arc<AmlguardKms>) -> CryptoFactory {
 }
 
 /// Errors of the key tools themselves (ours are taken typed from the client first).
-fn from_key_tools(error: parquet_key_management::errors::Error) -> Error {
+pub(super) fn from_key_tools(error: parquet_key_management::errors::Error) -> Error {
     match error {
         parquet_key_management::errors::Error::External(inner) => {
             Error::from_parquet_text(&inner.to_string())
@@ -172,17 +174,28 @@ pub fn write_parquet(
         .set_compression(options.compression)
         .set_max_row_group_row_count(Some(options.row_group_rows));
     let mut kms = None;
+    let mut key_material_store = None;
     match (&options.footer_key, keys) {
         (Some(footer_key), Some(keys)) => {
             let (configuration, encrypted) =
                 encryption_configuration(&schema, options, footer_key)?;
             let client = Arc::new(AmlguardKms::new(keys));
-            let file_properties = crypto_factory(&client)
-                .file_encryption_properties(
-                    Arc::new(KmsConnectionConfig::default()),
-                    &configuration,
-                )
+            let file_keys = crypto_factory(&client)
+                .file_encryption_keys(Arc::new(KmsConnectionConfig::default()), &configuration)
                 .map_err(|e| client.take_error().unwrap_or_else(|| from_key_tools(e)))?;
+            let file_properties = if options.external_key_material {
+                let Location::Local(path) = destination else {
+                    return Err(Error::InvalidArgument {
+                        name: "external_key_material",
+                        message: "external key material (a _KEY_MATERIAL_FOR_ file beside the data file) is supported for local paths only; write to a blob with the key material inside".into(),
+                    });
+                };
+                let (builder, store) = externalize(file_keys, path)?;
+                key_material_store = Some(store);
+                builder.build()?
+            } else {
+                file_keys.into_parquet_builder().build()?
+            };
             properties = properties.with_file_encryption_properties(file_properties);
             report.footer_key = Some(footer_key.clone());
             report.encrypted_columns = if encrypted.is_empty() {
@@ -202,6 +215,12 @@ pub fn write_parquet(
             return Err(Error::InvalidArgument {
                 name: "keys",
                 message: "footer_key names a master key, so keys (a LocalKeyring or AzureKeyVault) must be given".into(),
+            })
+        }
+        (None, _) if options.external_key_material => {
+            return Err(Error::InvalidArgument {
+                name: "external_key_material",
+                message: "external key material needs a footer_key (a plain file has no keys)".into(),
             })
         }
         (None, _) if !options.column_keys.is_empty() => {
@@ -292,6 +311,10 @@ pub fn write_parquet(
         }
         report.row_groups = file_writer.flushed_row_groups().len() as u64;
         file_writer.close()?;
+    }
+    // The key material first: a data file never appears without the keys to read it.
+    if let Some(store) = key_material_store {
+        store.commit()?;
     }
     report.bytes = output.commit()?;
     if let Some(kms) = kms {
@@ -437,9 +460,39 @@ fn read_from<R: ChunkReader + 'static>(
     control: &RunControl,
 ) -> Result<(SchemaRef, Vec<RecordBatch>, ParquetReport)> {
     let kms = keys.map(|keys| Arc::new(AmlguardKms::new(keys)));
-    read_with(input, reopen, source, kms.clone(), options, control)
-        // A failed provider call is the cause, whatever parquet made of it.
-        .map_err(|e| kms.and_then(|kms| kms.take_error()).unwrap_or(e))
+    let retriever = match &kms {
+        Some(client) => {
+            let unwrapper = crypto_factory(client)
+                .key_unwrapper(
+                    Arc::new(KmsConnectionConfig::default()),
+                    DecryptionConfiguration::default(),
+                )
+                .map_err(from_key_tools)?;
+            let data_file = match source {
+                Location::Local(path) => Some(path.as_path()),
+                Location::Blob(_) => None,
+            };
+            Some(Arc::new(MaterialRetriever::new(unwrapper, data_file)))
+        }
+        None => None,
+    };
+    read_with(
+        input,
+        reopen,
+        source,
+        kms.clone(),
+        retriever.clone(),
+        options,
+        control,
+    )
+    // A missing key material file or a failed provider call is the cause, whatever parquet
+    // made of it.
+    .map_err(|e| {
+        retriever
+            .and_then(|r| r.take_error())
+            .or_else(|| kms.and_then(|kms| kms.take_error()))
+            .unwrap_or(e)
+    })
 }
 
 fn read_with<R: ChunkReader + 'static>(
@@ -447,6 +500,7 @@ fn read_with<R: ChunkReader + 'static>(
     reopen: impl Fn(&R) -> Result<R> + Sync,
     source: &Location,
     kms: Option<Arc<AmlguardKms>>,
+    retriever: Option<Arc<MaterialRetriever>>,
     options: &ParquetReadOptions,
     control: &RunControl,
 ) -> Result<(SchemaRef, Vec<RecordBatch>, ParquetReport)> {
@@ -456,14 +510,9 @@ fn read_with<R: ChunkReader + 'static>(
     };
     let encrypted_footer = has_encrypted_footer(&input)?;
     let mut reader_options = ArrowReaderOptions::new();
-    match &kms {
-        Some(client) => {
-            let properties = crypto_factory(client)
-                .file_decryption_properties(
-                    Arc::new(KmsConnectionConfig::default()),
-                    DecryptionConfiguration::default(),
-                )
-                .map_err(from_key_tools)?;
+    match retriever {
+        Some(retriever) => {
+            let properties = FileDecryptionProperties::with_key_retriever(retriever).build()?;
             reader_options = reader_options.with_file_decryption_properties(properties);
         }
         None if encrypted_footer => return Err(keys_required()),

@@ -18,9 +18,12 @@
 //!   encryption keys that are wrapped by the master keys, so a file costs one provider call per
 //!   master key it uses, whatever its number of columns and row groups ([`ParquetReport`]
 //!   counts the calls).
-//! - Key material is stored inside the file (the only mode the key tools implement): re-wrapping
-//!   under a new master key version means rewriting the file. Files written before a rotation
-//!   stay readable, because the wrapped key records the exact key version.
+//! - Key material is stored inside the file by default: re-wrapping under a new master key
+//!   version then means rewriting the file. With
+//!   [`ParquetWriteOptions::external_key_material`] it is kept beside the file, as the key
+//!   tools' `_KEY_MATERIAL_FOR_<file>.json` (pyarrow's `internal_key_material=False`), and
+//!   [`rotate_parquet_keys`] re-wraps it without touching the data. Files written before a
+//!   rotation stay readable either way, because the wrapped key records the exact key version.
 //!
 //! Writes are atomic: temp file + rename locally, a block list committed only when complete on
 //! Azure Blob Storage.
@@ -58,6 +61,7 @@
 //! assert_eq!(batches, vec![batch]);
 //! ```
 
+mod external;
 mod file;
 mod kms;
 
@@ -67,6 +71,9 @@ mod tests;
 use indexmap::IndexMap;
 use parquet::basic::Compression;
 
+pub use external::{
+    key_material_path, rotate_parquet_keys, KeyRotationReport, KEY_MATERIAL_PREFIX,
+};
 pub use file::{read_parquet, write_parquet};
 pub use kms::{AmlguardKms, KmsCalls, MasterKeys};
 
@@ -88,6 +95,10 @@ pub struct ParquetWriteOptions {
     /// Wrap data keys with per-file key encryption keys, themselves wrapped by the master keys
     /// (fewer provider calls; the default, as in pyarrow).
     pub double_wrapping: bool,
+    /// Keep the key material in a `_KEY_MATERIAL_FOR_<file>.json` beside the file (the key
+    /// tools' external storage, local paths only), so [`rotate_parquet_keys`] can re-wrap it
+    /// under new master key versions without rewriting the data.
+    pub external_key_material: bool,
     /// Page compression.
     pub compression: Compression,
     /// Rows per row group at most.
@@ -103,6 +114,7 @@ impl Default for ParquetWriteOptions {
             column_keys: IndexMap::new(),
             plaintext_footer: false,
             double_wrapping: true,
+            external_key_material: false,
             compression: Compression::SNAPPY,
             row_group_rows: 1024 * 1024,
             threads: None,

@@ -638,3 +638,115 @@ fn a_failed_write_leaves_nothing_behind() {
     assert!(matches!(outcome, Err(Error::InvalidData { .. })));
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
 }
+
+fn key_ids_in(material_file: &Path) -> Vec<String> {
+    let store: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(material_file).unwrap()).unwrap();
+    let mut ids: Vec<String> = store
+        .values()
+        .map(|text| {
+            let material: serde_json::Value = serde_json::from_str(text.as_str().unwrap()).unwrap();
+            let wrapped = if material["doubleWrapping"].as_bool().unwrap() {
+                &material["wrappedKEK"]
+            } else {
+                &material["wrappedDEK"]
+            };
+            let wrapped: serde_json::Value =
+                serde_json::from_str(wrapped.as_str().unwrap()).unwrap();
+            wrapped["keyId"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn external_key_material_is_rewrapped_without_touching_the_data_file() {
+    for double_wrapping in [true, false] {
+        let s = setup();
+        let path = s.path("external.parquet");
+        let batch = people(300, 0);
+        let options = ParquetWriteOptions {
+            external_key_material: true,
+            double_wrapping,
+            row_group_rows: 100,
+            ..pii_options()
+        };
+        write(std::slice::from_ref(&batch), &path, s.keys(), &options).unwrap();
+        let material = key_material_path(&path);
+        assert_eq!(
+            key_ids_in(&material),
+            [
+                "local:finance-key@1",
+                "local:footer-key@1",
+                "local:pii-key@1"
+            ]
+        );
+        assert_eq!(read(&path, s.keys(), None).unwrap().0, batch);
+        let data_before = std::fs::read(&path).unwrap();
+
+        for name in ["footer-key", "pii-key", "finance-key"] {
+            s.keyring.rotate(name).unwrap();
+        }
+        let report =
+            rotate_parquet_keys(&location(&path), s.keys().unwrap(), double_wrapping).unwrap();
+        assert_eq!(report.keys_rewrapped, 3);
+        assert_eq!(report.key_material_path, material);
+        assert_eq!(
+            report.kms_calls,
+            KmsCalls {
+                wraps: 3,
+                unwraps: 3
+            }
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), data_before);
+        assert_eq!(
+            key_ids_in(&material),
+            [
+                "local:finance-key@2",
+                "local:footer-key@2",
+                "local:pii-key@2"
+            ]
+        );
+        // Only the new versions are needed now.
+        for name in ["footer-key", "pii-key", "finance-key"] {
+            std::fs::remove_file(s.path("keys").join(name).join("v000001.key")).unwrap();
+        }
+        let keyring = LocalKeyring::open(s.path("keys")).unwrap();
+        assert_eq!(read(&path, Some(Arc::new(keyring)), None).unwrap().0, batch);
+    }
+}
+
+#[test]
+fn missing_external_key_material_and_internal_material_rotation_are_typed_errors() {
+    let s = setup();
+    let batch = people(20, 0);
+    let inside = s.path("inside.parquet");
+    write(
+        std::slice::from_ref(&batch),
+        &inside,
+        s.keys(),
+        &pii_options(),
+    )
+    .unwrap();
+    assert!(!key_material_path(&inside).exists());
+    let error = rotate_parquet_keys(&location(&inside), s.keys().unwrap(), true).unwrap_err();
+    assert!(
+        matches!(&error, Error::ParquetKeyMaterial { message, .. } if message.contains("rewrite")),
+        "{error:?}"
+    );
+
+    let outside = s.path("outside.parquet");
+    let options = ParquetWriteOptions {
+        external_key_material: true,
+        ..pii_options()
+    };
+    write(std::slice::from_ref(&batch), &outside, s.keys(), &options).unwrap();
+    std::fs::remove_file(key_material_path(&outside)).unwrap();
+    let error = read(&outside, s.keys(), None).unwrap_err();
+    assert!(
+        matches!(&error, Error::ParquetKeyMaterial { message, .. } if message.contains("missing")),
+        "{error:?}"
+    );
+}

@@ -38,6 +38,7 @@ pyo3::import_exception!(amlguard.exceptions, KeyVaultError);
 pyo3::import_exception!(amlguard.exceptions, KeyVaultAuthenticationError);
 pyo3::import_exception!(amlguard.exceptions, KeyVaultPermissionError);
 pyo3::import_exception!(amlguard.exceptions, ParquetKeysRequiredError);
+pyo3::import_exception!(amlguard.exceptions, ParquetKeyMaterialError);
 
 impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
@@ -77,6 +78,7 @@ impl From<Error> for PyErr {
             Error::ColumnDecryption { .. } => DecryptionError::new_err(message),
             Error::ColumnNoMatchingKek { .. } => NoMatchingKeyError::new_err(message),
             Error::ParquetKeysRequired { .. } => ParquetKeysRequiredError::new_err(message),
+            Error::ParquetKeyMaterial { .. } => ParquetKeyMaterialError::new_err(message),
             Error::Cancelled => PyKeyboardInterrupt::new_err(message),
         }
     }

@@ -67,5 +67,7 @@ fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<pme::PyParquetKms>()?;
     module.add_function(wrap_pyfunction!(pme::write_parquet, module)?)?;
     module.add_function(wrap_pyfunction!(pme::read_parquet, module)?)?;
+    module.add_class::<pme::PyKeyRotationReport>()?;
+    module.add_function(wrap_pyfunction!(pme::rotate_parquet_keys, module)?)?;
     Ok(())
 }

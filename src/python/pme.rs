@@ -16,7 +16,10 @@ use super::run::run_blocking;
 use crate::error::Error;
 use crate::io::location::Location;
 use crate::parallel::RunControl;
-use crate::pme::{AmlguardKms, MasterKeys, ParquetReadOptions, ParquetReport, ParquetWriteOptions};
+use crate::pme::{
+    AmlguardKms, KeyRotationReport, MasterKeys, ParquetReadOptions, ParquetReport,
+    ParquetWriteOptions,
+};
 
 /// The key provider whose key names are the master key ids: a `LocalKeyring` or an
 /// `AzureKeyVault`.
@@ -157,7 +160,7 @@ impl PyParquetReport {
 
 /// Write an Arrow stream as one Parquet file (PME-encrypted when `footer_key` is given).
 #[pyfunction]
-#[pyo3(signature = (data, destination, *, keys=None, footer_key=None, column_keys=None, plaintext_footer=false, double_wrapping=true, compression="snappy", row_group_rows=None, threads=None, storage_options=None))]
+#[pyo3(signature = (data, destination, *, keys=None, footer_key=None, column_keys=None, plaintext_footer=false, double_wrapping=true, external_key_material=false, compression="snappy", row_group_rows=None, threads=None, storage_options=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_parquet(
     py: Python<'_>,
@@ -168,6 +171,7 @@ pub(crate) fn write_parquet(
     column_keys: Option<IndexMap<String, Vec<String>>>,
     plaintext_footer: bool,
     double_wrapping: bool,
+    external_key_material: bool,
     compression: &str,
     row_group_rows: Option<usize>,
     threads: Option<usize>,
@@ -181,6 +185,7 @@ pub(crate) fn write_parquet(
         column_keys: column_keys.unwrap_or_default(),
         plaintext_footer,
         double_wrapping,
+        external_key_material,
         compression: compression_from(compression)?,
         threads,
         ..ParquetWriteOptions::default()
@@ -231,6 +236,69 @@ pub(crate) fn read_parquet(
 
 /// The KMS client behind `amlguard.AmlguardKmsClient`: wraps and unwraps Parquet keys under
 /// master keys named in a `LocalKeyring` or `AzureKeyVault`, in the format amlguard writes.
+/// What `rotate_parquet_keys` did.
+#[pyclass(
+    frozen,
+    module = "amlguard",
+    name = "ParquetKeyRotationReport",
+    get_all
+)]
+pub(crate) struct PyKeyRotationReport {
+    key_material_path: String,
+    keys_rewrapped: u64,
+    kms_wraps: u64,
+    kms_unwraps: u64,
+    elapsed_seconds: f64,
+}
+
+impl From<KeyRotationReport> for PyKeyRotationReport {
+    fn from(report: KeyRotationReport) -> Self {
+        Self {
+            key_material_path: report.key_material_path.display().to_string(),
+            keys_rewrapped: report.keys_rewrapped,
+            kms_wraps: report.kms_calls.wraps,
+            kms_unwraps: report.kms_calls.unwraps,
+            elapsed_seconds: report.elapsed_seconds,
+        }
+    }
+}
+
+#[pymethods]
+impl PyKeyRotationReport {
+    #[getter]
+    fn kms_calls(&self) -> u64 {
+        self.kms_wraps + self.kms_unwraps
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ParquetKeyRotationReport(key_material_path='{}', keys_rewrapped={}, kms_wraps={}, kms_unwraps={}, elapsed_seconds={:.3})",
+            self.key_material_path,
+            self.keys_rewrapped,
+            self.kms_wraps,
+            self.kms_unwraps,
+            self.elapsed_seconds,
+        )
+    }
+}
+
+/// Re-wrap a Parquet file's external key material under the latest master key versions.
+#[pyfunction]
+#[pyo3(signature = (path, *, keys, double_wrapping=true))]
+pub(crate) fn rotate_parquet_keys(
+    py: Python<'_>,
+    path: &str,
+    keys: &Bound<'_, PyAny>,
+    double_wrapping: bool,
+) -> PyResult<PyKeyRotationReport> {
+    let keys = master_keys(keys)?;
+    let source = Location::parse(path, &Default::default())?;
+    let report = run_blocking(py, &RunControl::new(), None, |_| {
+        crate::pme::rotate_parquet_keys(&source, keys, double_wrapping)
+    })?;
+    Ok(report.into())
+}
+
 #[pyclass(frozen, module = "amlguard", name = "_ParquetKms")]
 pub(crate) struct PyParquetKms {
     inner: Arc<AmlguardKms>,
