@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use regex_automata::meta::{self, Regex};
-use regex_automata::{Anchored, Input, PatternID};
+use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
 
 use super::recognizers::{self, Recognizer};
 use super::validators::Accepted;
@@ -80,11 +80,17 @@ pub struct Finding {
 /// Per-thread search state; reuse one per worker to avoid allocations.
 pub struct Scratch {
     cache: meta::Cache,
+    /// State of the all-matches twin that finds which patterns match at a rejected candidate.
+    every_match: meta::Cache,
+    matching_here: PatternSet,
 }
 
 /// Compiled recognizers, ready to scan text. Cheap to share between threads (`Sync`).
 pub struct Detector {
     regex: Regex,
+    /// The same patterns under `MatchKind::All`: one anchored pass tells which of them match at
+    /// a position, so a rejected candidate's alternatives are not tried pattern by pattern.
+    every_match: Regex,
     recognizers: Vec<Recognizer>,
     /// Entity index of each recognizer (pattern).
     entity_of: Vec<usize>,
@@ -106,9 +112,17 @@ impl std::fmt::Debug for Detector {
 pub(crate) fn compile_patterns<P: AsRef<str>>(
     patterns: &[P],
 ) -> std::result::Result<Regex, Box<regex_automata::meta::BuildError>> {
+    compile_patterns_as(patterns, MatchKind::LeftmostFirst)
+}
+
+fn compile_patterns_as<P: AsRef<str>>(
+    patterns: &[P],
+    kind: MatchKind,
+) -> std::result::Result<Regex, Box<regex_automata::meta::BuildError>> {
     Regex::builder()
         .configure(
             Regex::config()
+                .match_kind(kind)
                 .nfa_size_limit(Some(NFA_SIZE_LIMIT_BYTES))
                 .hybrid_cache_capacity(DFA_CACHE_BYTES),
         )
@@ -120,19 +134,19 @@ impl Detector {
     /// A detector for these recognizers, in priority order.
     pub fn new(recognizers: Vec<Recognizer>) -> Result<Self> {
         let patterns: Vec<&str> = recognizers.iter().map(|r| r.pattern.as_str()).collect();
-        let regex = compile_patterns(&patterns).map_err(|e| {
-            // Each custom pattern compiled alone when it was made, so what fails here is the
-            // combination (its size): name the recognizers involved.
-            Error::Recognizer {
-                name: recognizers
-                    .iter()
-                    .filter(|r| !r.builtin)
-                    .map(|r| r.entity.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                message: format!("the recognizers do not compile together: {e}"),
-            }
-        })?;
+        // Each custom pattern compiled alone when it was made, so what fails here is the
+        // combination (its size): name the recognizers involved.
+        let together = |e: Box<regex_automata::meta::BuildError>| Error::Recognizer {
+            name: recognizers
+                .iter()
+                .filter(|r| !r.builtin)
+                .map(|r| r.entity.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            message: format!("the recognizers do not compile together: {e}"),
+        };
+        let regex = compile_patterns(&patterns).map_err(together)?;
+        let every_match = compile_patterns_as(&patterns, MatchKind::All).map_err(together)?;
         let mut entities: Vec<String> = Vec::new();
         let entity_of = recognizers
             .iter()
@@ -147,6 +161,7 @@ impl Detector {
         let prefilter = recognizers.iter().all(|r| r.builtin);
         Ok(Self {
             regex,
+            every_match,
             recognizers,
             entity_of,
             entities,
@@ -205,6 +220,8 @@ impl Detector {
     pub fn scratch(&self) -> Scratch {
         Scratch {
             cache: self.regex.create_cache(),
+            every_match: self.every_match.create_cache(),
+            matching_here: PatternSet::new(self.regex.pattern_len()),
         }
     }
 
@@ -236,7 +253,7 @@ impl Detector {
             }
             let found = self
                 .confirm(text, start, end, pattern, &mut scratch.cache)
-                .or_else(|| self.alternate(text, start, pattern, &mut scratch.cache));
+                .or_else(|| self.alternate(text, start, pattern, scratch));
             match found {
                 Some(finding) => {
                     out.push(finding);
@@ -312,19 +329,31 @@ impl Detector {
         text: &str,
         start: usize,
         pattern: usize,
-        cache: &mut meta::Cache,
+        scratch: &mut Scratch,
     ) -> Option<Finding> {
         let window_end = floor_char_boundary(text, start.saturating_add(ALTERNATE_WINDOW_BYTES));
+        let window = Input::new(text)
+            .span(start..window_end)
+            .anchored(Anchored::Yes);
+        scratch.matching_here.clear();
+        self.every_match.which_overlapping_matches_with(
+            &mut scratch.every_match,
+            &window,
+            &mut scratch.matching_here,
+        );
         (pattern + 1..self.recognizers.len()).find_map(|other| {
             let id = PatternID::new(other).ok()?;
+            if !scratch.matching_here.contains(id) {
+                return None;
+            }
             let input = Input::new(text)
                 .span(start..window_end)
                 .anchored(Anchored::Pattern(id));
-            let m = self.regex.search_with(cache, &input)?;
+            let m = self.regex.search_with(&mut scratch.cache, &input)?;
             if m.start() == m.end() {
                 return None;
             }
-            self.confirm(text, m.start(), m.end(), other, cache)
+            self.confirm(text, m.start(), m.end(), other, &mut scratch.cache)
         })
     }
 }
