@@ -350,6 +350,19 @@ impl Error {
         }
     }
 
+    /// `column` is not in `schema`; the error lists the columns that are.
+    pub fn column_not_found(column: &str, schema: &arrow_schema::Schema) -> Self {
+        Error::ColumnNotFound {
+            column: column.to_owned(),
+            available: schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
     /// Invalid data in a named column.
     pub fn invalid_data(column: Option<&str>, message: impl Into<String>) -> Self {
         Error::InvalidData {

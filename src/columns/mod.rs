@@ -172,18 +172,6 @@ pub fn encrypted_columns(schema: &Schema) -> Result<Vec<EncryptedColumn>> {
     Ok(out)
 }
 
-fn column_not_found(column: &str, schema: &Schema) -> Error {
-    Error::ColumnNotFound {
-        column: column.to_owned(),
-        available: schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
-}
-
 /// The key of one column being encrypted or decrypted.
 enum ColumnKey {
     /// One DEK for the whole column.
@@ -340,7 +328,7 @@ pub fn encrypt_columns(
     for name in columns {
         let (index, field) = schema
             .column_with_name(name)
-            .ok_or_else(|| column_not_found(name, schema))?;
+            .ok_or_else(|| Error::column_not_found(name, schema))?;
         if new_fields.contains_key(&index) {
             return Err(Error::InvalidArgument {
                 name: "columns",
@@ -431,7 +419,7 @@ pub fn encrypt_columns(
         Some(subject) => Some(
             schema
                 .index_of(subject.column)
-                .map_err(|_| column_not_found(subject.column, schema))?,
+                .map_err(|_| Error::column_not_found(subject.column, schema))?,
         ),
         None => None,
     };
@@ -567,10 +555,14 @@ fn subject_keys_for(
 )> {
     let subject_index = schema
         .index_of(subject.column)
-        .map_err(|_| column_not_found(subject.column, schema))?;
+        .map_err(|_| Error::column_not_found(subject.column, schema))?;
     let value_indexes = columns
         .iter()
-        .map(|c| schema.index_of(c).map_err(|_| column_not_found(c, schema)))
+        .map(|c| {
+            schema
+                .index_of(c)
+                .map_err(|_| Error::column_not_found(c, schema))
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut keys = HashMap::new();
     for batch in batches {
@@ -711,7 +703,7 @@ pub fn decrypt_columns(
             .map(|name| {
                 let (index, field) = schema
                     .column_with_name(name)
-                    .ok_or_else(|| column_not_found(name, schema))?;
+                    .ok_or_else(|| Error::column_not_found(name, schema))?;
                 let meta = ColumnMetadata::from_field(field)?.ok_or_else(|| {
                     Error::invalid_data(Some(name), "the column is not encrypted by amlguard")
                 })?;

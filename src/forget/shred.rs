@@ -379,7 +379,7 @@ impl SubjectKeyStore {
             let subjects = arrow_cast::cast(
                 batch
                     .column_by_name(subject_column)
-                    .ok_or_else(|| missing(subject_column, &schema))?,
+                    .ok_or_else(|| Error::column_not_found(subject_column, &schema))?,
                 &DataType::Utf8,
             )?;
             let subjects = subjects.as_string::<i32>();
@@ -475,22 +475,10 @@ impl SubjectKeyStore {
     }
 }
 
-fn missing(column: &str, schema: &Schema) -> Error {
-    Error::ColumnNotFound {
-        column: column.to_owned(),
-        available: schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    }
-}
-
 fn find<'a>(schema: &'a Schema, column: &str) -> Result<(usize, &'a Field)> {
     schema
         .column_with_name(column)
-        .ok_or_else(|| missing(column, schema))
+        .ok_or_else(|| Error::column_not_found(column, schema))
 }
 
 fn replace_field(schema: &Schema, index: usize, field: Field) -> Arc<Schema> {

@@ -67,15 +67,7 @@ fn leaf_paths(schema: &Schema, leaves: &[String], name: &str) -> Result<Vec<Stri
         .cloned()
         .collect();
     if under.is_empty() || schema.field_with_name(name).is_err() {
-        return Err(Error::ColumnNotFound {
-            column: name.to_owned(),
-            available: schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+        return Err(Error::column_not_found(name, schema));
     }
     Ok(under)
 }
@@ -527,15 +519,9 @@ fn read_with<R: ChunkReader + 'static>(
         Some(names) => names
             .iter()
             .map(|name| {
-                schema.index_of(name).map_err(|_| Error::ColumnNotFound {
-                    column: name.clone(),
-                    available: schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })
+                schema
+                    .index_of(name)
+                    .map_err(|_| Error::column_not_found(name, &schema))
             })
             .collect::<Result<_>>()?,
         None => (0..schema.fields().len()).collect(),
