@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use super::keys::PyLocalKeyring;
 use super::policy::{resolve_keys, PyCorePolicy};
 use super::run::run_blocking;
+use super::{escape_html, html_table};
 use crate::io::{MaskOptions, MaskReport};
 use crate::keys::KeyProvider;
 use crate::parallel::RunControl;
@@ -70,11 +71,6 @@ impl PyMaskReport {
     }
 
     fn _repr_html_(&self) -> String {
-        let escape = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
         let rows = [
             ("files", self.files.to_string()),
             ("rows", self.rows.to_string()),
@@ -82,17 +78,16 @@ impl PyMaskReport {
             ("output bytes", self.output_bytes.to_string()),
             ("seconds", format!("{:.3}", self.elapsed_seconds)),
             ("rows / s", format!("{:.0}", self.rows_per_second())),
-            ("columns masked", escape(&self.columns_masked.join(", "))),
+            (
+                "columns masked",
+                escape_html(&self.columns_masked.join(", ")),
+            ),
             (
                 "policy",
-                escape(&self.policy_fingerprint[..12.min(self.policy_fingerprint.len())]),
+                escape_html(&self.policy_fingerprint[..12.min(self.policy_fingerprint.len())]),
             ),
         ];
-        let body: String = rows
-            .iter()
-            .map(|(k, v)| format!("<tr><th style=\"text-align:left\">{k}</th><td>{v}</td></tr>"))
-            .collect();
-        format!("<table><caption>amlguard MaskReport</caption>{body}</table>")
+        html_table("amlguard MaskReport", &rows)
     }
 }
 

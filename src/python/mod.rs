@@ -22,6 +22,22 @@ mod run;
 
 use pyo3::prelude::*;
 
+/// `s` with `&`, `<` and `>` escaped, for the notebook views of reports.
+pub(crate) fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A report's notebook view: one row per (label, already escaped value).
+pub(crate) fn html_table(caption: &str, rows: &[(&str, String)]) -> String {
+    let body: String = rows
+        .iter()
+        .map(|(k, v)| format!("<tr><th style=\"text-align:left\">{k}</th><td>{v}</td></tr>"))
+        .collect();
+    format!("<table><caption>{caption}</caption>{body}</table>")
+}
+
 #[pymodule]
 fn _amlguard(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;

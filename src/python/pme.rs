@@ -13,6 +13,7 @@ use super::azure::PyAzureKeyVault;
 use super::blob::storage_options_from;
 use super::keys::PyLocalKeyring;
 use super::run::run_blocking;
+use super::{escape_html, html_table};
 use crate::error::Error;
 use crate::io::location::Location;
 use crate::parallel::RunControl;
@@ -125,11 +126,6 @@ impl PyParquetReport {
     }
 
     fn _repr_html_(&self) -> String {
-        let escape = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-        };
         let rows = [
             ("rows", self.rows.to_string()),
             ("row groups", self.row_groups.to_string()),
@@ -138,11 +134,11 @@ impl PyParquetReport {
             ("MB / s", format!("{:.1}", self.megabytes_per_second())),
             (
                 "encrypted columns",
-                escape(&self.encrypted_columns.join(", ")),
+                escape_html(&self.encrypted_columns.join(", ")),
             ),
             (
                 "footer key",
-                escape(self.footer_key.as_deref().unwrap_or("-")),
+                escape_html(self.footer_key.as_deref().unwrap_or("-")),
             ),
             ("plaintext footer", self.plaintext_footer.to_string()),
             (
@@ -150,11 +146,7 @@ impl PyParquetReport {
                 format!("{} wraps, {} unwraps", self.kms_wraps, self.kms_unwraps),
             ),
         ];
-        let body: String = rows
-            .iter()
-            .map(|(k, v)| format!("<tr><th style=\"text-align:left\">{k}</th><td>{v}</td></tr>"))
-            .collect();
-        format!("<table><caption>amlguard ParquetReport</caption>{body}</table>")
+        html_table("amlguard ParquetReport", &rows)
     }
 }
 
