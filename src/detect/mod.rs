@@ -26,6 +26,7 @@
 //! assert_eq!(spans.num_rows(), 1);
 //! ```
 
+mod candidates;
 pub mod engine;
 pub mod labelled;
 pub mod recognizers;

@@ -1,0 +1,231 @@
+//! Where the built-in recognizers' candidates are found, faster than one unanchored search of
+//! the combined automaton.
+//!
+//! The combined leftmost-first automaton restarts at every candidate, and each restart costs a
+//! forward and a reverse pass; on PII-dense text that is most of the work. For the built-in
+//! recognizers only, [`CandidateFinder`] splits the patterns in two:
+//!
+//! - Patterns whose first two bytes are rare (digits, `+`, `(`, `-----`, keywords, capitals at a
+//!   word start) go into one fully compiled, anchored dense DFA. A table of which byte pairs can
+//!   start a match (per look-behind byte) skips every other position, and an anchored search at
+//!   the remaining ones gives the match end directly, with no reverse pass.
+//! - Patterns that can start almost anywhere but hold a rare inner byte (EMAIL's `@`, IPV6's
+//!   `:`, the SAS token's `=`) keep a `meta::Regex` each, which finds that byte first.
+//!
+//! Merging the streams gives exactly the combined automaton's leftmost-first match: the
+//! leftmost start among them, and at equal starts the pattern first in priority order (each
+//! stream already returns its own highest-priority match at its leftmost start). A test checks
+//! the equivalence against the combined search on labelled notes and adversarial text.
+
+use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::{primitives::StateID, start};
+use regex_automata::{Anchored, Input};
+
+/// Largest dense DFA accepted; beyond it the detector keeps the combined search alone.
+const DENSE_SIZE_LIMIT_BYTES: usize = 16 << 20;
+
+/// A candidate: pattern (global priority index) at `start..end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub start: usize,
+    pub end: usize,
+    pub pattern: usize,
+}
+
+/// A pattern that keeps its own regex, searched for its inner byte.
+struct InnerPattern {
+    regex: Regex,
+    pattern: usize,
+}
+
+pub(crate) struct CandidateFinder {
+    dense: dense::DFA<Vec<u32>>,
+    /// Global pattern index of each dense pattern.
+    dense_patterns: Vec<usize>,
+    /// Start state index (into `pair_alive`) for each look-behind byte; `START_OF_TEXT` at 0.
+    start_of: [u8; 256],
+    start_of_text: u8,
+    /// `[start * 256 + first byte]`: the bit set of second bytes after which the DFA still lives.
+    pair_alive: Vec<[u64; 4]>,
+    /// Whether the first byte alone leaves the DFA alive (for a last byte of text).
+    single_alive: Vec<bool>,
+    inner: Vec<InnerPattern>,
+}
+
+/// Per-text search state of a [`CandidateFinder`].
+pub(crate) struct FinderScratch {
+    caches: Vec<meta::Cache>,
+    /// Per stream (dense first, then each inner pattern): the position searched from and the
+    /// leftmost candidate found there, valid while the caller's position stays at or before it.
+    memo: Vec<Option<(usize, Option<Candidate>)>>,
+}
+
+impl CandidateFinder {
+    /// Split `patterns` (priority order): indexes in `inner` keep their own regex, the rest go
+    /// into the dense DFA. `None` when the dense DFA would be too large.
+    pub(crate) fn new(patterns: &[&str], inner: &[usize]) -> Option<Self> {
+        let dense_patterns: Vec<usize> =
+            (0..patterns.len()).filter(|i| !inner.contains(i)).collect();
+        let dense_sources: Vec<&str> = dense_patterns.iter().map(|&i| patterns[i]).collect();
+        let dense = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .start_kind(StartKind::Anchored)
+                    .dfa_size_limit(Some(DENSE_SIZE_LIMIT_BYTES))
+                    .determinize_size_limit(Some(DENSE_SIZE_LIMIT_BYTES)),
+            )
+            .build_many(&dense_sources)
+            .ok()?;
+        let inner = inner
+            .iter()
+            .map(|&pattern| {
+                Some(InnerPattern {
+                    regex: super::engine::compile_patterns(&[patterns[pattern]]).ok()?,
+                    pattern,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let anchored_start = |look_behind: Option<u8>| -> Option<StateID> {
+            dense
+                .start_state(
+                    &start::Config::new()
+                        .anchored(Anchored::Yes)
+                        .look_behind(look_behind),
+                )
+                .ok()
+        };
+        let mut starts: Vec<StateID> = Vec::new();
+        let mut index_of = |state: StateID| -> u8 {
+            let at = starts.iter().position(|s| *s == state).unwrap_or_else(|| {
+                starts.push(state);
+                starts.len() - 1
+            });
+            u8::try_from(at).expect("a DFA has a handful of start states")
+        };
+        let start_of_text = index_of(anchored_start(None)?);
+        let mut start_of = [0u8; 256];
+        for (byte, slot) in (0..=255u8).zip(start_of.iter_mut()) {
+            *slot = index_of(anchored_start(Some(byte))?);
+        }
+        let mut pair_alive = vec![[0u64; 4]; starts.len() * 256];
+        let mut single_alive = vec![false; starts.len() * 256];
+        for (s, &state) in starts.iter().enumerate() {
+            for first in 0..=255u8 {
+                let after_first = dense.next_state(state, first);
+                if dense.is_dead_state(after_first) {
+                    continue;
+                }
+                single_alive[s * 256 + usize::from(first)] = true;
+                let bits = &mut pair_alive[s * 256 + usize::from(first)];
+                for second in 0..=255u8 {
+                    if !dense.is_dead_state(dense.next_state(after_first, second)) {
+                        bits[usize::from(second / 64)] |= 1 << (second % 64);
+                    }
+                }
+            }
+        }
+        Some(Self {
+            dense,
+            dense_patterns,
+            start_of,
+            start_of_text,
+            pair_alive,
+            single_alive,
+            inner,
+        })
+    }
+
+    pub(crate) fn scratch(&self) -> FinderScratch {
+        FinderScratch {
+            caches: self.inner.iter().map(|p| p.regex.create_cache()).collect(),
+            memo: vec![None; self.inner.len() + 1],
+        }
+    }
+
+    /// Forget the memo of the previous text.
+    pub(crate) fn reset(&self, scratch: &mut FinderScratch) {
+        scratch.memo.iter_mut().for_each(|m| *m = None);
+    }
+
+    /// The leftmost-first candidate starting at or after `at` (same text since the last
+    /// [`CandidateFinder::reset`], `at` never moving backwards).
+    pub(crate) fn next(
+        &self,
+        text: &str,
+        at: usize,
+        scratch: &mut FinderScratch,
+    ) -> Option<Candidate> {
+        let mut best: Option<Candidate> = None;
+        for stream in 0..scratch.memo.len() {
+            let found = match scratch.memo[stream] {
+                Some((from, found)) if from <= at && found.is_none_or(|c| c.start >= at) => found,
+                _ => {
+                    let found = if stream == 0 {
+                        self.next_dense(text, at)
+                    } else {
+                        self.next_inner(text, at, stream - 1, &mut scratch.caches[stream - 1])
+                    };
+                    scratch.memo[stream] = Some((at, found));
+                    found
+                }
+            };
+            if let Some(c) = found {
+                if best.is_none_or(|b| (c.start, c.pattern) < (b.start, b.pattern)) {
+                    best = Some(c);
+                }
+            }
+        }
+        best
+    }
+
+    fn next_dense(&self, text: &str, at: usize) -> Option<Candidate> {
+        let bytes = text.as_bytes();
+        let len = bytes.len();
+        let mut p = at;
+        while p < len {
+            let start = if p == 0 {
+                self.start_of_text
+            } else {
+                self.start_of[usize::from(bytes[p - 1])]
+            };
+            let row = usize::from(start) * 256 + usize::from(bytes[p]);
+            let alive = match bytes.get(p + 1) {
+                Some(&second) => {
+                    self.pair_alive[row][usize::from(second / 64)] & (1 << (second % 64)) != 0
+                }
+                None => self.single_alive[row],
+            };
+            if alive {
+                let input = Input::new(text).span(p..len).anchored(Anchored::Yes);
+                // A search error needs a quit byte or a size limit, neither configured.
+                if let Ok(Some(half)) = self.dense.try_search_fwd(&input) {
+                    return Some(Candidate {
+                        start: p,
+                        end: half.offset(),
+                        pattern: self.dense_patterns[half.pattern().as_usize()],
+                    });
+                }
+            }
+            p += 1;
+        }
+        None
+    }
+
+    fn next_inner(
+        &self,
+        text: &str,
+        at: usize,
+        inner: usize,
+        cache: &mut meta::Cache,
+    ) -> Option<Candidate> {
+        let pattern = &self.inner[inner];
+        let input = Input::new(text).span(at..text.len());
+        let m = pattern.regex.search_with(cache, &input)?;
+        Some(Candidate {
+            start: m.start(),
+            end: m.end(),
+            pattern: pattern.pattern,
+        })
+    }
+}
