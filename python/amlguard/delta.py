@@ -237,7 +237,8 @@ def _kept_rows(table: Any) -> dict[str, list[bool]]:
     kept = {}
     for row in pa.table(table.deletion_vectors().read_all()).to_pylist():
         uri = str(row["filepath"])
-        relative = uri[len(prefix) :] if uri.startswith(prefix) else uri.rsplit("/", 1)[-1]
+        # Files outside the table root keep their absolute address, as their add action does.
+        relative = uri[len(prefix) :] if uri.startswith(prefix) else uri
         kept[unquote(relative)] = list(row["selection_vector"])
     return kept
 
@@ -251,6 +252,7 @@ def _scan(table: Any, fs: Any, column: str, values: Any) -> dict[str, tuple[int,
     kept_rows = _kept_rows(table)
     expression = _id_expression(column, values)
     found: dict[str, tuple[int, int]] = {}
+    applied = set()
     for fragment in dataset.get_fragments():
         kept = kept_rows.get(unquote(fragment.path))
         if kept is None:
@@ -258,6 +260,7 @@ def _scan(table: Any, fs: Any, column: str, values: Any) -> dict[str, tuple[int,
             scanner = fragment.scanner(schema=dataset.schema, filter=expression)
             live, masked = int(scanner.count_rows()), 0
         else:
+            applied.add(unquote(fragment.path))
             ids = fragment.to_table(columns=[column], schema=dataset.schema).column(column)
             hits = pc.is_in(ids.cast(values.type), value_set=values).to_pylist()
             # A selection vector may stop at the last masked row: the rows after it are kept.
@@ -266,6 +269,12 @@ def _scan(table: Any, fs: Any, column: str, values: Any) -> dict[str, tuple[int,
             masked = sum(1 for hit, keep in zip(hits, kept) if hit and not keep)
         if live or masked:
             found[fragment.path] = (live, masked)
+    if set(kept_rows) - applied:
+        # Never count masked rows as live (or miss them) because a path did not line up.
+        raise UnsupportedTableFeatureError(
+            f"{table.table_uri}: deletion vectors of {sorted(set(kept_rows) - applied)} match "
+            "no data file as amlguard reads the table"
+        )
     return found
 
 
