@@ -124,6 +124,34 @@ def test_masked_and_live_subject_rows_leave_the_data_files(
     assert counted["n"].to_pylist() == [179]
 
 
+def test_only_the_partition_holding_masked_rows_is_rewritten(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    root = tmp_path / "by_site"
+    rows = people(0, 200).append_column("site", pa.array(["north"] * 100 + ["south"] * 100))
+    east = pa.table({"patient_id": ["subject-005"] * 20, "visit": list(range(200, 220)),
+                     "site": ["east"] * 20})  # fmt: skip
+    deltalake.write_deltalake(root, pa.concat_tables([rows, east]), partition_by=["site"])
+    files = add_actions(root)
+    north, south, untouched = (
+        next(p for p in files if p.startswith(f"site={site}/"))
+        for site in ("north", "south", "east")
+    )
+    # Every subject-001 row of the north file is masked; the south file has none masked.
+    delete_with_deletion_vectors(root, {north: list(range(1, 100, 10))}, "i")
+    expected = [r for r in logical_rows(root) if r["patient_id"] != GONE]
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+    receipt = ag.forget([GONE], [dataset], keyring=keyring)
+    (table,) = receipt.delta_tables
+    assert table["rows_removed"] == 10 and table["rows_masked_by_deletion_vectors"] == 10
+    assert table["files_purged_of_masked_rows"] == [str(root / north)]
+    current = pa.table(deltalake.DeltaTable(root).get_add_actions())["path"].to_pylist()
+    assert north not in current and south not in current  # south held live rows
+    assert untouched in current  # a partition without masked subject rows is not rewritten
+    assert physical_subject_rows(root, current) == 0
+    assert digest(logical_rows(root)) == digest(expected)
+
+
 def test_dry_run_reports_masked_rows_and_touches_nothing(
     tmp_path: Path, keyring: ag.LocalKeyring
 ) -> None:
