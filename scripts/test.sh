@@ -17,7 +17,7 @@ step "installing test dependencies"
     "hypothesis>=6" "ruff>=0.6" "mypy>=1.10" "types-PyYAML" "cryptography>=42" \
     "nbclient>=0.10" "nbformat>=5" "ipykernel>=6" \
     "azure-keyvault-keys>=4.9" "azure-identity>=1.17" "azure-storage-blob>=12.20" \
-    "deltalake==1.6.6"
+    "deltalake==1.6.6" "pyroaring>=1.0"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 # unshare and ip: the IMDS and Azure CLI credential tests run in a network namespace of their own.
 if ! command -v unshare >/dev/null || ! command -v ip >/dev/null; then

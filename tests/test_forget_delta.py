@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import amlguard as ag
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
 deltalake = pytest.importorskip("deltalake")
+
+from support.delta_files import files_naming  # noqa: E402 - after the skip above
 
 GONE = ["subject-000", "subject-017"]
 
@@ -97,24 +100,60 @@ def test_without_vacuum_history_still_holds_rows_and_the_receipt_says_so(
     assert log_entries and all("_delta_log" in c["path"] for c in log_entries)
 
 
-def test_vacuum_purges_superseded_and_change_data_files(
+def test_vacuum_purges_superseded_and_change_data_files_and_the_log(
     tmp_path: Path, keyring: ag.LocalKeyring
 ) -> None:
     root = tmp_path / "visits"
-    make_table(root, change_data_feed=True)
+    before = make_table(root, change_data_feed=True)
+    expected = sorted_rows(before.filter(pc.invert(pc.field("patient_id").isin(GONE))))
     dataset = ag.Dataset(root, id_column="patient_id", format="delta")
     receipt = ag.forget(GONE, [dataset], keyring=keyring, vacuum=True)
     (table,) = receipt.delta_tables
     assert subject_rows_anywhere(root, GONE) == {}
     assert len(table["files_vacuumed"]) == 3 and table["change_data_files_removed"]
-    assert table["versions_lost_history"] == [0, 1, 2]
+    # The log before the new checkpoint is gone: every older version lost its history.
+    checkpoint = table["version_after"] - 1
+    assert (root / "_delta_log" / f"{checkpoint:020d}.checkpoint.parquet").exists()
+    assert table["log_versions_expired"] == list(range(checkpoint))
+    assert table["versions_lost_history"] == list(range(checkpoint))
     for version in table["versions_lost_history"]:
-        with pytest.raises(Exception, match="not found|No such file"):
+        with pytest.raises(Exception, match="not found|No such file|No files in log segment"):
             deltalake.DeltaTable(root, version=version).to_pyarrow_table()
-    assert not [c for c in table["remaining_copies"] if "rows" in c]
-    current = deltalake.DeltaTable(root).to_pyarrow_table()
-    assert current.num_rows == 570
+    # No file left under the table (data, change data, log, checkpoint) names a subject.
+    assert files_naming(root, GONE) == []
+    assert table["remaining_copies"] == [
+        c for c in table["remaining_copies"] if c["kind"] == "storage"
+    ]
+    current = deltalake.DeltaTable(root)
+    assert sorted_rows(current.to_pyarrow_table()) == expected
+    assert sorted_rows(pl.read_delta(str(root)).to_arrow()) == expected
+    # The retention properties are back at their defaults, so later cleanups keep history.
+    configuration = current.metadata().configuration
+    assert configuration["delta.logRetentionDuration"] == "interval 30 days"
+    assert configuration["delta.deletedFileRetentionDuration"] == "interval 1 week"
     assert ag.verify_forgotten(GONE, [dataset], keyring=keyring).ok
+
+
+def test_vacuum_on_a_table_partitioned_by_the_id_leaves_no_trace(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    root = tmp_path / "by_patient"
+    rows = people(0, 200)
+    retention = {"delta.logRetentionDuration": "interval 60 days"}
+    deltalake.write_deltalake(root, rows, partition_by=["patient_id"], configuration=retention)
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+    receipt = ag.forget(GONE, [dataset], keyring=keyring, vacuum=True)
+    (table,) = receipt.delta_tables
+    assert table["rows_removed"] == 10
+    # Partition folders, remove tombstones in the checkpoint and old commits named the ids.
+    assert files_naming(root, GONE) == []
+    expected = sorted_rows(rows.filter(pc.invert(pc.field("patient_id").isin(GONE))))
+    assert (
+        sorted_rows(deltalake.DeltaTable(root).to_pyarrow_table().select(rows.column_names))
+        == expected
+    )
+    configuration = deltalake.DeltaTable(root).metadata().configuration
+    assert configuration["delta.logRetentionDuration"] == "interval 60 days"
 
 
 def test_dry_run_reports_and_touches_nothing(tmp_path: Path, keyring: ag.LocalKeyring) -> None:
@@ -158,8 +197,8 @@ def test_receipt_goes_to_the_audit_log_as_pseudonyms(
     root = tmp_path / "visits"
     make_table(root)
     log = ag.AuditLog(tmp_path / "audit.jsonl", keyring=keyring)
-    ag.forget(GONE, [ag.Dataset(root, id_column="patient_id", format="delta")], keyring=keyring,
-              audit=log, vacuum=True)  # fmt: skip
+    receipt = ag.forget(GONE, [ag.Dataset(root, id_column="patient_id", format="delta")],
+                        keyring=keyring, audit=log, vacuum=True)  # fmt: skip
     text = (tmp_path / "audit.jsonl").read_text()
     assert not any(s in text for s in GONE)
     delta_record = next(
@@ -168,7 +207,10 @@ def test_receipt_goes_to_the_audit_log_as_pseudonyms(
     )  # fmt: skip
     assert delta_record["action"] == "forget" and delta_record["rows"] == 30
     assert delta_record["subjects"] == [log.subject_pseudonym(s) for s in GONE]
-    assert delta_record["details"]["versions_lost_history"] == [0, 1, 2]
+    (table,) = receipt.delta_tables
+    assert table["versions_lost_history"] == list(range(table["version_after"] - 1))
+    assert delta_record["details"]["versions_lost_history"] == table["versions_lost_history"]
+    assert delta_record["details"]["log_versions_expired"] == len(table["log_versions_expired"])
     assert log.find_subject("subject-017")
     assert log.verify().ok
 

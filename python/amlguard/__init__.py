@@ -72,6 +72,7 @@ from .exceptions import (
     TruncatedHeaderError,
     UnsupportedFormatError,
     UnsupportedSuiteError,
+    UnsupportedTableFeatureError,
 )
 from .files import mask_file, mask_parquet
 from .forget import (
@@ -138,6 +139,7 @@ __all__ = [
     "AuditReport",
     "ConcurrentModificationError",
     "ForgottenError",
+    "UnsupportedTableFeatureError",
     "verify_audit_log",
     "verify_proof",
     "Dataset",

@@ -34,6 +34,7 @@ __all__ = [
     "AuditLogError",
     "ForgottenError",
     "ConcurrentModificationError",
+    "UnsupportedTableFeatureError",
     "AzureCredentialError",
     "KeyVaultError",
     "KeyVaultAuthenticationError",
@@ -151,6 +152,11 @@ class ForgottenError(AmlguardError):
 
 class ConcurrentModificationError(AmlguardError):
     """A file changed on disk during the run (another writer); amlguard replaced nothing."""
+
+
+class UnsupportedTableFeatureError(AmlguardError):
+    """A table uses a feature amlguard cannot forget in safely (the message names it); nothing
+    was changed."""
 
 
 class AzureCredentialError(AmlguardError):

@@ -177,10 +177,12 @@ def forget(
     """Remove every row of ``subjects`` from ``datasets`` and destroy their keys in
     ``subject_keys``; the receipt goes to ``audit`` (or ``$AMLGUARD_AUDIT_LOG``).
 
-    Delta tables (``Dataset(..., format="delta")``) are handled first, each in one delete
-    transaction; ``vacuum=True`` then removes their superseded files and subject change-data
-    files, ending time travel to older versions (see :mod:`amlguard.delta`). Their part of the
-    receipt is ``receipt.delta_tables``, each also recorded in the audit log.
+    Delta tables (``Dataset(..., format="delta")``, local or ``az://``) are handled first,
+    each in one delete transaction, then files whose deletion vectors still mask subject rows
+    are rewritten; ``vacuum=True`` then removes their superseded files and subject change-data
+    files and expires the transaction log before the current version, ending time travel to
+    older versions (see :mod:`amlguard.delta`). Their part of the receipt is
+    ``receipt.delta_tables``, each also recorded in the audit log.
 
     Parquet datasets may be on Azure Blob Storage (``az://container/prefix/``), reached with
     ``storage_options``: an affected blob is replaced in one request made on the condition
@@ -195,13 +197,16 @@ def forget(
 
         with _audit.operation(log, "forget", dataset=os.fspath(dataset.path)) as record:
             record.subjects = names
-            table = forget_table(names, dataset, keyring=keyring, dry_run=dry_run, vacuum=vacuum)
+            table = forget_table(names, dataset, keyring=keyring, dry_run=dry_run, vacuum=vacuum,
+                                 storage_options=storage_options)  # fmt: skip
             record.rows = table["rows_removed"]
             record.details.update(
                 format="delta", dry_run=dry_run, vacuum=vacuum,
                 version_before=table["version_before"], version_after=table["version_after"],
                 files_rewritten=len(table["files"]), files_vacuumed=len(table["files_vacuumed"]),
                 versions_lost_history=table["versions_lost_history"],
+                log_versions_expired=len(table["log_versions_expired"]),
+                files_purged_of_masked_rows=len(table["files_purged_of_masked_rows"]),
                 remaining_copies=len(table["remaining_copies"]),
             )  # fmt: skip
         delta_tables.append(table)
@@ -231,7 +236,7 @@ def verify_forgotten(
     storage_options: Optional[dict[str, Any]] = None,
 ) -> ForgetVerification:
     """Scan ``datasets`` for any remaining row of ``subjects`` (Delta tables: their current
-    version)."""
+    version, rows masked by a deletion vector included)."""
     names = _subjects(subjects)
     parquet = [d._spec() for d in datasets if d.format == "parquet"]
     raw = json.loads(verify_forgotten_json(names, parquet, keyring, threads, storage_options))
@@ -240,7 +245,7 @@ def verify_forgotten(
     for dataset in (d for d in datasets if d.format == "delta"):
         from .delta import verify_table
 
-        scanned, rows = verify_table(names, dataset, keyring)
+        scanned, rows = verify_table(names, dataset, keyring, storage_options)
         files_scanned += scanned
         found.extend(rows)
     rows_found = sum(n for _, n in found)

@@ -3,23 +3,26 @@
 //! Contract:
 //! - The dataset is the `.parquet` blobs directly under the prefix (or the one blob a URL
 //!   without a trailing `/` names). Every blob is scanned (and its ETag noted) before any is
-//!   written, so a blob without the id column stops the run before anything changed.
+//!   written, so a blob without the id column stops the run before anything changed. The scan
+//!   reads each blob's footer and id-column chunks only, with ranged GETs under `If-Match`.
 //! - A blob without a subject row is never written: its ETag and bytes stay as they were.
-//! - An affected blob is read again with `If-Match: <the ETag seen at scan time>`, rewritten in
-//!   memory without the subjects' rows and put back with the same `If-Match`: one request that
-//!   replaces the blob only when complete. If anyone changed the blob since the scan, the
-//!   service refuses the read or the put, their version stays, and the run stops with
-//!   [`Error::ConcurrentModification`].
+//! - An affected blob is read again column chunk by column chunk with ranged GETs, each with
+//!   `If-Match: <the ETag seen at scan time>`, rewritten without the subjects' rows and put back
+//!   with the same `If-Match`: one request that replaces the blob only when complete. If anyone
+//!   changed the blob since the scan, the service refuses a read or the put, their version
+//!   stays, and the run stops with [`Error::ConcurrentModification`].
 //! - No journal is needed to resume: each replacement is atomic and a rerun rescans, so blobs
 //!   already rewritten no longer match and the rest are done.
 //!
-//! Memory: a blob being rewritten is held twice (old and new bytes), so this suits the usual
-//! part files of up to a few hundred MB, not single multi-GB blobs.
+//! Memory: about one copy of a blob at a time. The scan holds a column chunk at a time; the
+//! rewrite holds the new bytes (preallocated to the old size, so they never reallocate) and the
+//! column chunks being decoded, not the old blob. The put is one request so that the
+//! replacement stays conditional (a block-list commit through `object_store` cannot carry
+//! `If-Match`), which limits a blob to what fits in memory once.
 
 use std::path::PathBuf;
 
 use arrow_array::{BooleanArray, RecordBatch};
-use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
@@ -28,7 +31,7 @@ use parquet::file::properties::WriterProperties;
 use super::matcher::Needles;
 use super::FileChange;
 use crate::error::{Error, Result};
-use crate::io::blob::{BlobLocation, StorageOptions};
+use crate::io::blob::{BlobChunks, BlobLocation, StorageOptions};
 use crate::parallel::RunControl;
 
 const BATCH_ROWS: usize = 64 * 1024;
@@ -57,20 +60,28 @@ fn blobs_of(url: &str, storage: &StorageOptions) -> Result<Vec<BlobLocation>> {
     }
 }
 
+/// The blob as of the version seen (`If-Match` on every read) when the storage gave an ETag.
+fn scan_chunks(blob: &BlobLocation, size: u64, etag: Option<&str>) -> BlobChunks {
+    match etag {
+        Some(etag) => blob.chunks_if_unchanged(etag, size),
+        None => blob.chunks_of_size(size),
+    }
+}
+
 fn bad_file(url: &str, error: impl std::fmt::Display) -> Error {
     Error::invalid_data(None, format!("blob '{url}': {error}"))
 }
 
-/// Rows in the blob, and rows whose `id_column` matches.
+/// Rows in the blob, and rows whose `id_column` matches (reading the footer and the id
+/// column's chunks only).
 fn count_matches(
     url: &str,
-    data: &Bytes,
+    chunks: BlobChunks,
     id_column: &str,
     needles: &Needles,
     control: &RunControl,
 ) -> Result<(u64, u64)> {
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(|e| bad_file(url, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(chunks).map_err(|e| bad_file(url, e))?;
     let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let index = builder
         .schema()
@@ -94,16 +105,17 @@ fn count_matches(
     Ok((rows, matching))
 }
 
-/// The blob's Parquet without the matching rows (same schema, codec and row-group size).
+/// The blob's Parquet without the matching rows (same schema, codec and row-group size),
+/// read from `chunks` (`size_bytes` long) and written into a buffer of that size.
 fn without_matches(
     url: &str,
-    data: &Bytes,
+    chunks: BlobChunks,
+    size_bytes: u64,
     id_column: &str,
     needles: &Needles,
     control: &RunControl,
 ) -> Result<(Vec<u8>, u64)> {
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(data.clone()).map_err(|e| bad_file(url, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(chunks).map_err(|e| bad_file(url, e))?;
     let metadata = builder.metadata().clone();
     let compression = if metadata.num_row_groups() > 0 && metadata.row_group(0).num_columns() > 0 {
         metadata.row_group(0).column(0).compression()
@@ -126,7 +138,8 @@ fn without_matches(
         .with_batch_size(BATCH_ROWS)
         .build()
         .map_err(|e| bad_file(url, e))?;
-    let mut output = Vec::new();
+    // Removing rows rarely makes a file larger; a larger one simply grows the buffer.
+    let mut output = Vec::with_capacity(usize::try_from(size_bytes).unwrap_or(0));
     let mut removed = 0u64;
     {
         let mut writer = ArrowWriter::try_new(&mut output, schema, Some(properties))?;
@@ -165,16 +178,22 @@ pub(crate) fn forget_in_blobs(
     let mut affected = Vec::new();
     for blob in blobs_of(url, storage)? {
         control.check()?;
-        let (data, etag) = blob.get_with_etag()?;
+        let (size, etag) = blob.size_and_etag()?;
         outcome.files_scanned += 1;
-        outcome.bytes_total += data.len() as u64;
-        let (rows, matching) = count_matches(blob.url(), &data, id_column, needles, control)?;
+        outcome.bytes_total += size;
+        let (rows, matching) = count_matches(
+            blob.url(),
+            scan_chunks(&blob, size, etag.as_deref()),
+            id_column,
+            needles,
+            control,
+        )?;
         if matching > 0 {
             let change = FileChange {
                 path: PathBuf::from(blob.url()),
                 rows_before: rows,
                 rows_removed: matching,
-                bytes_before: data.len() as u64,
+                bytes_before: size,
                 bytes_after: 0,
             };
             affected.push((blob, etag, change));
@@ -196,9 +215,21 @@ pub(crate) fn forget_in_blobs(
                 "the blob changed since it was scanned (ETag {etag} is no longer current); its new content was kept"
             ))
             };
-            let data = blob.get_if_unchanged(&etag)?.ok_or_else(moved)?;
-            let (rewritten, removed) =
-                without_matches(blob.url(), &data, id_column, needles, control)?;
+            let chunks = blob.chunks_if_unchanged(&etag, change.bytes_before);
+            let rewritten = without_matches(
+                blob.url(),
+                chunks,
+                change.bytes_before,
+                id_column,
+                needles,
+                control,
+            );
+            let (rewritten, removed) = match rewritten {
+                Ok(done) => done,
+                // A read refused by If-Match surfaces as a Parquet read error: tell it apart.
+                Err(_) if blob.etag()?.as_deref() != Some(etag.as_str()) => return Err(moved()),
+                Err(error) => return Err(error),
+            };
             change.bytes_after = rewritten.len() as u64;
             change.rows_removed = removed;
             if !blob.put_if_unchanged(rewritten, &etag)? {
@@ -221,9 +252,10 @@ pub(crate) fn find_in_blobs(
     let mut scanned = 0u64;
     let mut found = Vec::new();
     for blob in blobs_of(url, storage)? {
-        let (data, _) = blob.get_with_etag()?;
+        let (size, etag) = blob.size_and_etag()?;
         scanned += 1;
-        let (_, matching) = count_matches(blob.url(), &data, id_column, needles, control)?;
+        let chunks = scan_chunks(&blob, size, etag.as_deref());
+        let (_, matching) = count_matches(blob.url(), chunks, id_column, needles, control)?;
         if matching > 0 {
             found.push((PathBuf::from(blob.url()), matching));
         }

@@ -454,6 +454,18 @@ impl BlobLocation {
         Ok(meta.size)
     }
 
+    /// The blob's current ETag (`None` when the storage gives none).
+    pub fn etag(&self) -> Result<Option<String>> {
+        Ok(self.size_and_etag()?.1)
+    }
+
+    /// The blob's size and current ETag, from one request.
+    pub fn size_and_etag(&self) -> Result<(u64, Option<String>)> {
+        let meta = block_on(self.store.head(&self.path))?
+            .map_err(|e| storage_error("reading", &self.url, e))?;
+        Ok((meta.size, meta.e_tag))
+    }
+
     /// Whether the blob exists.
     pub fn exists(&self) -> Result<bool> {
         match block_on(self.store.head(&self.path))? {
@@ -518,6 +530,7 @@ impl BlobLocation {
             read_ahead: self.options.read_ahead_bytes(),
             window: 0,
             stats: Arc::new(ReadStats::default()),
+            etag: None,
         })
     }
 
@@ -527,7 +540,48 @@ impl BlobLocation {
         Ok(BlobChunks {
             location: self.clone(),
             len: self.size()?,
+            etag: None,
         })
+    }
+
+    /// Like [`chunks`](Self::chunks) for a blob already known to be `len` bytes long.
+    pub fn chunks_of_size(&self, len: u64) -> BlobChunks {
+        BlobChunks {
+            location: self.clone(),
+            len,
+            etag: None,
+        }
+    }
+
+    /// Like [`chunks`](Self::chunks) for the blob as it was when its ETag was `etag` and its
+    /// size `len`: every ranged GET carries `If-Match: <etag>`, so once the blob changes
+    /// every read fails rather than mixing two versions.
+    pub fn chunks_if_unchanged(&self, etag: &str, len: u64) -> BlobChunks {
+        BlobChunks {
+            location: self.clone(),
+            len,
+            etag: Some(etag.to_owned()),
+        }
+    }
+
+    /// Bytes `range` of the blob; with `etag`, only while the blob still has that ETag.
+    fn get_range_at(&self, range: std::ops::Range<u64>, etag: Option<&str>) -> Result<Bytes> {
+        let options = object_store::GetOptions {
+            range: Some(range.into()),
+            if_match: etag.map(str::to_owned),
+            ..Default::default()
+        };
+        let result = match block_on(self.store.get_opts(&self.path, options))? {
+            Ok(result) => result,
+            Err(object_store::Error::Precondition { .. }) => {
+                return Err(Error::ConcurrentModification {
+                    path: PathBuf::from(&self.url),
+                    message: "the blob changed while it was being read".into(),
+                })
+            }
+            Err(e) => return Err(storage_error("reading", &self.url, e)),
+        };
+        block_on(result.bytes())?.map_err(|e| storage_error("reading", &self.url, e))
     }
 
     /// A writer whose content becomes the blob only when [`BlobWriter::finish`] succeeds.
@@ -570,6 +624,8 @@ impl ReadStats {
 pub struct BlobChunks {
     location: BlobLocation,
     len: u64,
+    /// Read only this version of the blob (`If-Match`), when set.
+    etag: Option<String>,
 }
 
 impl parquet::file::reader::Length for BlobChunks {
@@ -591,6 +647,7 @@ impl parquet::file::reader::ChunkReader for BlobChunks {
             read_ahead: self.location.options.read_ahead_bytes(),
             window: 0,
             stats: Arc::new(ReadStats::default()),
+            etag: self.etag.clone(),
         };
         reader.seek(SeekFrom::Start(start))?;
         Ok(reader)
@@ -598,13 +655,10 @@ impl parquet::file::reader::ChunkReader for BlobChunks {
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
         let end = start.saturating_add(length as u64).min(self.len);
-        let fetched = block_on(
-            self.location
-                .store
-                .get_range(&self.location.path, start..end),
-        )
-        .and_then(|r| r.map_err(|e| storage_error("reading", &self.location.url, e)))
-        .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+        let fetched = self
+            .location
+            .get_range_at(start..end, self.etag.as_deref())
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
         if fetched.len() != length {
             return Err(parquet::errors::ParquetError::EOF(format!(
                 "'{}' ended {} bytes into a {length}-byte range at {start}",
@@ -627,6 +681,8 @@ pub struct BlobReader {
     /// Size of the next ranged read: grows while reads are sequential.
     window: usize,
     stats: Arc<ReadStats>,
+    /// Read only this version of the blob (`If-Match`), when set.
+    etag: Option<String>,
 }
 
 /// First ranged read of a [`BlobReader`] and after every jump.
@@ -672,9 +728,9 @@ impl BlobReader {
         let end = self
             .len
             .min(self.position.saturating_add(self.window as u64));
-        let range = self.position..end;
-        let bytes = block_on(self.location.store.get_range(&self.location.path, range))?
-            .map_err(|e| storage_error("reading", &self.location.url, e))?;
+        let bytes = self
+            .location
+            .get_range_at(self.position..end, self.etag.as_deref())?;
         self.stats.ranges.fetch_add(1, Ordering::Relaxed);
         self.stats
             .bytes
