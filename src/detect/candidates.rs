@@ -43,7 +43,9 @@ pub(crate) struct CandidateFinder {
     dense: dense::DFA<Vec<u32>>,
     /// Global pattern index of each dense pattern.
     dense_patterns: Vec<usize>,
-    /// Start state index (into `pair_alive`) for each look-behind byte; `START_OF_TEXT` at 0.
+    /// The anchored start states, one per distinct look-behind.
+    starts: Vec<StateID>,
+    /// Index into `starts` for each look-behind byte.
     start_of: [u8; 256],
     start_of_text: u8,
     /// `[start * 256 + first byte]`: the bit set of second bytes after which the DFA still lives.
@@ -128,6 +130,7 @@ impl CandidateFinder {
         Some(Self {
             dense,
             dense_patterns,
+            starts,
             start_of,
             start_of_text,
             pair_alive,
@@ -197,19 +200,42 @@ impl CandidateFinder {
                 None => self.single_alive[row],
             };
             if alive {
-                let input = Input::new(text).span(p..len).anchored(Anchored::Yes);
-                // A search error needs a quit byte or a size limit, neither configured.
-                if let Ok(Some(half)) = self.dense.try_search_fwd(&input) {
+                if let Some((pattern, end)) = self.walk(bytes, p, self.starts[usize::from(start)]) {
                     return Some(Candidate {
                         start: p,
-                        end: half.offset(),
-                        pattern: self.dense_patterns[half.pattern().as_usize()],
+                        end,
+                        pattern: self.dense_patterns[pattern],
                     });
                 }
             }
             p += 1;
         }
         None
+    }
+
+    /// The anchored leftmost-first match at `start`, walking the DFA from its start state
+    /// `state`: (dense pattern, end). Matches show one byte late, as in any regex-automata DFA;
+    /// the walk stops at the dead state and keeps the last match seen. There are no quit states:
+    /// none are configured, and the built-ins use ASCII word boundaries only.
+    fn walk(&self, bytes: &[u8], start: usize, mut state: StateID) -> Option<(usize, usize)> {
+        let dfa = &self.dense;
+        let mut found = None;
+        for (at, &byte) in bytes.iter().enumerate().skip(start) {
+            state = dfa.next_state(state, byte);
+            if dfa.is_special_state(state) {
+                if dfa.is_dead_state(state) {
+                    return found;
+                }
+                if dfa.is_match_state(state) {
+                    found = Some((dfa.match_pattern(state, 0).as_usize(), at));
+                }
+            }
+        }
+        state = dfa.next_eoi_state(state);
+        if dfa.is_match_state(state) {
+            found = Some((dfa.match_pattern(state, 0).as_usize(), bytes.len()));
+        }
+        found
     }
 
     fn next_inner(
