@@ -7,6 +7,8 @@
 //! rejected, the lower-priority patterns that match at the same position are tried (a
 //! Luhn-invalid 10-digit "card" may still be a phone number), and scanning resumes after the
 //! candidate's first token, so a greedy candidate that swallowed its neighbour does not hide it.
+//! With the built-in recognizers only, candidates come from a faster split search that returns
+//! exactly the combined automaton's matches (see `candidates.rs`).
 //!
 //! Contract:
 //! - No backtracking: every search is linear in the text for any pattern, user patterns
