@@ -11,18 +11,29 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 const NOTES: usize = 20_000;
 
-fn bench_detect(c: &mut Criterion) {
-    let notes = labelled_notes(NOTES, 7);
-    let bytes: usize = notes.iter().map(|n| n.text.len()).sum();
-    let clean: Vec<String> = (0..NOTES)
-        .map(|i| {
-            format!(
-                "Patient reported feeling better on follow up visit number {}",
-                i % 7
-            )
+/// Scan every text once per iteration; throughput in bytes of text.
+fn bench_texts(c: &mut Criterion, detector: &Detector, name: &str, texts: &[String]) {
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let mut group = c.benchmark_group("detect");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(bytes as u64));
+    group.bench_function(name, |b| {
+        let mut scratch = detector.scratch();
+        let mut out: Vec<Finding> = Vec::new();
+        b.iter(|| {
+            let mut found = 0usize;
+            for text in texts {
+                detector.find_into(text, &mut scratch, &mut out);
+                found += out.len();
+            }
+            found
         })
-        .collect();
-    let clean_bytes: usize = clean.iter().map(String::len).sum();
+    });
+    group.finish();
+}
+
+fn bench_detect(c: &mut Criterion) {
+    let detector = Detector::builtin().expect("built-in detector");
     // The column the throughput comparison in benches/compare_detect.py runs on.
     let synthetic: Vec<String> = synthetic_pii(NOTES, 1)
         .expect("synthetic data")
@@ -35,50 +46,21 @@ fn bench_detect(c: &mut Criterion) {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let synthetic_bytes: usize = synthetic.iter().map(String::len).sum();
-    let detector = Detector::builtin().expect("built-in detector");
-    let mut group = c.benchmark_group("detect");
-    group.sample_size(10);
-    group.throughput(Throughput::Bytes(synthetic_bytes as u64));
-    group.bench_function("synthetic_notes", |b| {
-        let mut scratch = detector.scratch();
-        let mut out: Vec<Finding> = Vec::new();
-        b.iter(|| {
-            let mut found = 0usize;
-            for text in &synthetic {
-                detector.find_into(text, &mut scratch, &mut out);
-                found += out.len();
-            }
-            found
+    bench_texts(c, &detector, "synthetic_notes", &synthetic);
+    let labelled: Vec<String> = labelled_notes(NOTES, 7)
+        .into_iter()
+        .map(|note| note.text)
+        .collect();
+    bench_texts(c, &detector, "labelled_notes", &labelled);
+    let clean: Vec<String> = (0..NOTES)
+        .map(|i| {
+            format!(
+                "Patient reported feeling better on follow up visit number {}",
+                i % 7
+            )
         })
-    });
-    group.throughput(Throughput::Bytes(bytes as u64));
-    group.bench_function("labelled_notes", |b| {
-        let mut scratch = detector.scratch();
-        let mut out: Vec<Finding> = Vec::new();
-        b.iter(|| {
-            let mut found = 0usize;
-            for note in &notes {
-                detector.find_into(&note.text, &mut scratch, &mut out);
-                found += out.len();
-            }
-            found
-        })
-    });
-    group.throughput(Throughput::Bytes(clean_bytes as u64));
-    group.bench_function("clean_notes", |b| {
-        let mut scratch = detector.scratch();
-        let mut out: Vec<Finding> = Vec::new();
-        b.iter(|| {
-            let mut found = 0usize;
-            for text in &clean {
-                detector.find_into(text, &mut scratch, &mut out);
-                found += out.len();
-            }
-            found
-        })
-    });
-    group.finish();
+        .collect();
+    bench_texts(c, &detector, "clean_notes", &clean);
 }
 
 criterion_group!(benches, bench_detect);
