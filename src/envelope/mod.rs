@@ -41,6 +41,8 @@
 mod dek;
 mod file;
 mod format;
+#[cfg(unix)]
+mod positional;
 mod reuse;
 mod segment;
 mod stream;
@@ -56,6 +58,10 @@ pub use file::{decrypt_file, encrypt_file, inspect, rewrap, EnvelopeReport};
 pub use format::{
     EncryptionContext, DEFAULT_SEGMENT_SIZE_BYTES, FORMAT_VERSION, MAX_CONTEXT_BYTES,
     MAX_KEY_SECTION_BYTES, MAX_SEGMENT_SIZE_BYTES, MAX_WRAPPED_KEYS, MIN_SEGMENT_SIZE_BYTES,
+};
+#[cfg(unix)]
+pub(crate) use positional::{
+    decrypt_file as decrypt_local_file, encrypt_file as encrypt_local_file, is_regular_file,
 };
 pub use reuse::{DekReuse, DekReuseStats};
 pub use segment::{MAX_PLAINTEXT_BYTES_PER_DEK, MAX_SEGMENTS_PER_DEK, TAG_LEN};
