@@ -42,8 +42,36 @@ fn thread_count(threads: Option<usize>, segments: u64) -> usize {
     usize::try_from(segments).map_or(asked, |segments| asked.min(segments).max(1))
 }
 
+/// Alignment the kernel's copies between the page cache and user memory want.
+const COPY_ALIGN: usize = 64;
+
+/// One thread's reusable segment buffer. Data read from file offset `o` is placed at an address
+/// congruent to `o` modulo [`COPY_ALIGN`]: the kernel's copy into user memory is several times
+/// slower otherwise (2.1 against 7 GB/s reading from tmpfs on the reference machine).
+struct SegmentBuffer {
+    bytes: Vec<u8>,
+    aligned_start: usize,
+}
+
+impl SegmentBuffer {
+    fn new(len: usize) -> Self {
+        let bytes = vec![0u8; len + 2 * COPY_ALIGN];
+        let misalignment = bytes.as_ptr() as usize % COPY_ALIGN;
+        Self {
+            aligned_start: (COPY_ALIGN - misalignment) % COPY_ALIGN,
+            bytes,
+        }
+    }
+
+    /// `len` bytes to read file offset `file_offset` into.
+    fn for_offset(&mut self, file_offset: u64, len: usize) -> &mut [u8] {
+        let start = self.aligned_start + (file_offset % COPY_ALIGN as u64) as usize;
+        &mut self.bytes[start..start + len]
+    }
+}
+
 /// Run `work(index, buffer)` for every segment index below `segments`, on `threads` threads
-/// that each own one buffer of `buffer_len` bytes and take every `threads`-th index. `work`
+/// that each own one buffer for `buffer_len` bytes and take every `threads`-th index. `work`
 /// returns the plaintext bytes it handled, reported to `control` (which can cancel). The first
 /// failure stops every worker at its next segment and is returned.
 fn for_each_segment(
@@ -52,11 +80,11 @@ fn for_each_segment(
     buffer_len: usize,
     control: Option<&RunControl>,
     total: u64,
-    work: impl Fn(u64, &mut [u8]) -> Result<u64> + Sync,
+    work: impl Fn(u64, &mut SegmentBuffer) -> Result<u64> + Sync,
 ) -> Result<()> {
     let stop = AtomicBool::new(false);
     let worker = |first: u64| -> Result<()> {
-        let mut buffer = vec![0u8; buffer_len];
+        let mut buffer = SegmentBuffer::new(buffer_len);
         let result = (first..segments)
             .step_by(threads)
             .take_while(|_| !stop.load(Ordering::Relaxed))
@@ -155,7 +183,7 @@ pub(crate) fn encrypt_file(
         |index, buffer| {
             let start = index * segment_size;
             let plaintext_len = (len - start).min(segment_size) as usize;
-            let segment = &mut buffer[..plaintext_len + TAG_LEN];
+            let segment = buffer.for_offset(start, plaintext_len + TAG_LEN);
             let read = read_exact_at(&input, &mut segment[..plaintext_len], start)
                 .map_err(|e| Error::io("reading", source, e))?;
             if !read {
@@ -224,8 +252,9 @@ pub(crate) fn decrypt_file(
         control,
         total,
         |index, buffer| {
-            let segment = &mut buffer[..layout.ciphertext_len(index) as usize];
-            let read = read_exact_at(input, segment, payload_start + layout.offset(index))
+            let offset = payload_start + layout.offset(index);
+            let segment = buffer.for_offset(offset, layout.ciphertext_len(index) as usize);
+            let read = read_exact_at(input, segment, offset)
                 .map_err(|e| Error::io("reading", source, e))?;
             if !read {
                 // The input shrank after it was opened: it is truncated.
