@@ -23,7 +23,11 @@
 //! structural problems get their own errors ([`Error::NotEnvelope`],
 //! [`Error::UnsupportedFormatVersion`], [`Error::UnsupportedSuite`], [`Error::TruncatedHeader`],
 //! [`Error::MalformedHeader`], [`Error::NoMatchingKek`]). File decryption writes to a temporary
-//! file that is renamed into place only after the final segment has verified.
+//! file that is renamed into place only after every segment has verified.
+//!
+//! Local files are encrypted and decrypted with positional I/O, each worker thread handling
+//! every n-th segment in place in one buffer of its own (`positional.rs`); blobs, pipes and the
+//! [`EncryptingWriter`] / [`DecryptingReader`] types stream.
 //!
 //! ```
 //! use amlguard::envelope::{decrypt_bytes, encrypt_bytes, EncryptionContext};
