@@ -156,7 +156,9 @@ def encrypt_file(
 
     ``dek_reuse`` shares one DEK between files within its bounds (see :class:`DekReuse`).
     ``progress`` (local files) is called about ten times a second as
-    ``progress(bytes_done, bytes_total)``.
+    ``progress(bytes_done, bytes_total)``. ``threads`` (default: one per CPU) each handle
+    every n-th segment with one segment-sized buffer. A local source file that changes size
+    while it is encrypted is an error, and nothing is written.
     """
     paths = [os.fspath(source), os.fspath(destination)]
     with _audit.operation(audit, "encrypt", dataset=paths[0], paths=paths) as record:

@@ -1,10 +1,10 @@
 //! Files: encrypt, decrypt, rewrap (key rotation) and inspect containers on disk.
 //!
 //! Every function that writes goes through [`AtomicFile`]: the destination appears only when
-//! the work is complete. Decryption in particular verifies every segment (the final one last)
-//! before the temporary file is renamed, so unauthenticated plaintext never appears under the
-//! destination name. [`rewrap`] replaces only the header's list of wrapped DEKs and copies the
-//! payload byte for byte: the data is not re-encrypted.
+//! the work is complete. Decryption in particular verifies every segment before the temporary
+//! file is renamed, so unauthenticated plaintext never appears under the destination name.
+//! [`rewrap`] replaces only the header's list of wrapped DEKs and copies the payload byte for
+//! byte: the data is not re-encrypted.
 //!
 //! ```
 //! use amlguard::envelope::{decrypt_file, encrypt_file, inspect, rewrap};

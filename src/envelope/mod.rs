@@ -23,7 +23,11 @@
 //! structural problems get their own errors ([`Error::NotEnvelope`],
 //! [`Error::UnsupportedFormatVersion`], [`Error::UnsupportedSuite`], [`Error::TruncatedHeader`],
 //! [`Error::MalformedHeader`], [`Error::NoMatchingKek`]). File decryption writes to a temporary
-//! file that is renamed into place only after the final segment has verified.
+//! file that is renamed into place only after every segment has verified.
+//!
+//! Local files are encrypted and decrypted with positional I/O, each worker thread handling
+//! every n-th segment in place in one buffer of its own (`positional.rs`); blobs, pipes and the
+//! [`EncryptingWriter`] / [`DecryptingReader`] types stream.
 //!
 //! ```
 //! use amlguard::envelope::{decrypt_bytes, encrypt_bytes, EncryptionContext};
@@ -41,6 +45,8 @@
 mod dek;
 mod file;
 mod format;
+#[cfg(unix)]
+mod positional;
 mod reuse;
 mod segment;
 mod stream;
@@ -56,6 +62,10 @@ pub use file::{decrypt_file, encrypt_file, inspect, rewrap, EnvelopeReport};
 pub use format::{
     EncryptionContext, DEFAULT_SEGMENT_SIZE_BYTES, FORMAT_VERSION, MAX_CONTEXT_BYTES,
     MAX_KEY_SECTION_BYTES, MAX_SEGMENT_SIZE_BYTES, MAX_WRAPPED_KEYS, MIN_SEGMENT_SIZE_BYTES,
+};
+#[cfg(unix)]
+pub(crate) use positional::{
+    decrypt_file as decrypt_local_file, encrypt_file as encrypt_local_file, is_regular_file,
 };
 pub use reuse::{DekReuse, DekReuseStats};
 pub use segment::{MAX_PLAINTEXT_BYTES_PER_DEK, MAX_SEGMENTS_PER_DEK, TAG_LEN};

@@ -694,6 +694,13 @@ impl<R: Read + Seek> DecryptingReader<R> {
             .collect())
     }
 
+    /// What positional decryption needs: the input, where the payload starts, the segment
+    /// layout and the cipher.
+    #[cfg(unix)]
+    pub(crate) fn segment_access(&self) -> (&R, u64, Layout, &SegmentCipher) {
+        (&self.inner, self.payload_start, self.layout, &self.cipher)
+    }
+
     /// The underlying reader.
     pub fn into_inner(self) -> R {
         self.inner

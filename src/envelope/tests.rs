@@ -577,6 +577,111 @@ fn files_round_trip_atomically_and_refuse_bad_input() {
     ));
 }
 
+#[test]
+fn files_round_trip_with_any_thread_count_at_and_around_segment_boundaries() {
+    let f = fixture();
+    let ctx = context(&[("dataset", "patients")]);
+    let keks: [&dyn KeyEncryptionKey; 1] = [&f.kek];
+    let dir = f.dir.path();
+    let (plain, sealed, out) = (dir.join("p.bin"), dir.join("p.amlg"), dir.join("o.bin"));
+    for len in [
+        0,
+        1,
+        SEGMENT - 1,
+        SEGMENT,
+        SEGMENT + 1,
+        2 * SEGMENT,
+        3 * SEGMENT + 7,
+        7 * SEGMENT,
+    ] {
+        let plaintext = data(len);
+        std::fs::write(&plain, &plaintext).unwrap();
+        for encrypt_threads in [1, 2, 3] {
+            let report =
+                encrypt_file(&plain, &sealed, &keks, &ctx, &options(encrypt_threads)).unwrap();
+            let blob = std::fs::read(&sealed).unwrap();
+            let segments = len.div_ceil(SEGMENT).max(1);
+            assert_eq!(report.segments, segments as u64, "len {len}");
+            assert_eq!(report.container_bytes, blob.len() as u64);
+            assert_eq!(blob.len(), header_len(&blob) + len + segments * TAG_LEN);
+            // The in-memory opener and the streaming reader agree with the file path.
+            let opened = decrypt_bytes(&blob, &keks, &ctx).unwrap();
+            assert_eq!(opened.as_slice(), plaintext.as_slice(), "len {len}");
+            let mut streamed = Vec::new();
+            DecryptingReader::open(Cursor::new(&blob), &keks, &ctx)
+                .unwrap()
+                .read_to_end(&mut streamed)
+                .unwrap();
+            assert_eq!(streamed, plaintext, "len {len}");
+            for decrypt_threads in [1, 2, 3] {
+                let options = DecryptOptions {
+                    threads: Some(decrypt_threads),
+                    ..DecryptOptions::default()
+                };
+                let report = decrypt_file(&sealed, &out, &keks, &ctx, &options).unwrap();
+                assert_eq!(report.plaintext_bytes, len as u64);
+                assert_eq!(
+                    std::fs::read(&out).unwrap(),
+                    plaintext,
+                    "len {len} threads {encrypt_threads}/{decrypt_threads}"
+                );
+                std::fs::remove_file(&out).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn parallel_file_decryption_of_any_corrupt_segment_leaves_nothing() {
+    let f = fixture();
+    let ctx = context(&[]);
+    let keks: [&dyn KeyEncryptionKey; 1] = [&f.kek];
+    let dir = f.dir.path();
+    let (plain, sealed, out) = (dir.join("p.bin"), dir.join("p.amlg"), dir.join("o.bin"));
+    std::fs::write(&plain, data(4 * SEGMENT + 9)).unwrap();
+    encrypt_file(&plain, &sealed, &keks, &ctx, &options(3)).unwrap();
+    let good = std::fs::read(&sealed).unwrap();
+    let payload = header_len(&good);
+    let corrupt = dir.join("corrupt.amlg");
+    std::fs::write(&out, b"previous contents").unwrap();
+    let files_before = std::fs::read_dir(dir).unwrap().count() + 1;
+    let mut decrypted = 0;
+    for segment in 0..5 {
+        for threads in [2, 3] {
+            let mut bytes = good.clone();
+            bytes[payload + segment * (SEGMENT + TAG_LEN) + 3] ^= 0x10;
+            std::fs::write(&corrupt, &bytes).unwrap();
+            let options = DecryptOptions {
+                threads: Some(threads),
+                ..DecryptOptions::default()
+            };
+            match decrypt_file(&corrupt, &out, &keks, &ctx, &options) {
+                Err(Error::Decryption) => {}
+                Err(other) => panic!("segment {segment}: unexpected error {other}"),
+                Ok(_) => decrypted += 1,
+            }
+            assert_eq!(std::fs::read(&out).unwrap(), b"previous contents");
+            assert_eq!(
+                std::fs::read_dir(dir).unwrap().count(),
+                files_before,
+                "no temporary file left behind"
+            );
+        }
+    }
+    assert_eq!(decrypted, 0);
+    // A container cut short at a segment boundary is rejected the same way.
+    std::fs::write(&corrupt, &good[..payload + 2 * (SEGMENT + TAG_LEN)]).unwrap();
+    let options = DecryptOptions {
+        threads: Some(2),
+        ..DecryptOptions::default()
+    };
+    assert!(matches!(
+        decrypt_file(&corrupt, &out, &keks, &ctx, &options),
+        Err(Error::Decryption)
+    ));
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous contents");
+}
+
 #[cfg(unix)]
 #[test]
 fn read_only_destination_directory_is_a_typed_error() {

@@ -172,6 +172,12 @@ pub fn encrypt(
 ) -> Result<EnvelopeReport> {
     let started = Instant::now();
     check_distinct(source, destination)?;
+    #[cfg(unix)]
+    if let (Location::Local(from), Location::Local(to)) = (source, destination) {
+        if crate::envelope::is_regular_file(from) {
+            return crate::envelope::encrypt_local_file(from, to, keks, context, options);
+        }
+    }
     let (mut input, input_len) = source.reader()?;
     let source_name = source.display_name();
     let destination_name = destination.display_name();
@@ -206,6 +212,12 @@ pub fn decrypt(
 ) -> Result<EnvelopeReport> {
     let started = Instant::now();
     check_distinct(source, destination)?;
+    #[cfg(unix)]
+    if let (Location::Local(from), Location::Local(to)) = (source, destination) {
+        if crate::envelope::is_regular_file(from) {
+            return crate::envelope::decrypt_local_file(from, to, keks, expected_context, options);
+        }
+    }
     let mut reader = open_encrypted(source, keks, expected_context)?;
     let info = reader.header_info().clone();
     let container_bytes = info.header_len_bytes
