@@ -24,6 +24,16 @@ use regex_automata::{Anchored, Input};
 
 /// Largest dense DFA accepted; beyond it the detector keeps the combined search alone.
 const DENSE_SIZE_LIMIT_BYTES: usize = 16 << 20;
+/// Bytes the anchored walks may cover per byte of text (plus [`WALK_BUDGET_MIN_BYTES`]).
+/// Walks from many starts can overlap (say, many `-----BEGIN` headers with no end line), so
+/// past this budget the caller finishes the text with the combined search, which is linear
+/// whatever the text.
+const WALK_BUDGET_PER_BYTE: usize = 8;
+const WALK_BUDGET_MIN_BYTES: usize = 4096;
+
+/// The walks of one text used up their budget: search the rest with the combined automaton.
+#[derive(Debug)]
+pub(crate) struct OverBudget;
 
 /// A candidate: pattern (global priority index) at `start..end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +71,8 @@ pub(crate) struct FinderScratch {
     /// Per stream (dense first, then each inner pattern): the position searched from and the
     /// leftmost candidate found there, valid while the caller's position stays at or before it.
     memo: Vec<Option<(usize, Option<Candidate>)>>,
+    /// Bytes the dense walks of this text may still cover.
+    walk_budget: usize,
 }
 
 impl CandidateFinder {
@@ -143,12 +155,17 @@ impl CandidateFinder {
         FinderScratch {
             caches: self.inner.iter().map(|p| p.regex.create_cache()).collect(),
             memo: vec![None; self.inner.len() + 1],
+            walk_budget: 0,
         }
     }
 
-    /// Forget the memo of the previous text.
-    pub(crate) fn reset(&self, scratch: &mut FinderScratch) {
+    /// Start on a new text.
+    pub(crate) fn reset(&self, text: &str, scratch: &mut FinderScratch) {
         scratch.memo.iter_mut().for_each(|m| *m = None);
+        scratch.walk_budget = text
+            .len()
+            .saturating_mul(WALK_BUDGET_PER_BYTE)
+            .saturating_add(WALK_BUDGET_MIN_BYTES);
     }
 
     /// The leftmost-first candidate starting at or after `at` (same text since the last
@@ -158,14 +175,14 @@ impl CandidateFinder {
         text: &str,
         at: usize,
         scratch: &mut FinderScratch,
-    ) -> Option<Candidate> {
+    ) -> Result<Option<Candidate>, OverBudget> {
         let mut best: Option<Candidate> = None;
         for stream in 0..scratch.memo.len() {
             let found = match scratch.memo[stream] {
                 Some((from, found)) if from <= at && found.is_none_or(|c| c.start >= at) => found,
                 _ => {
                     let found = if stream == 0 {
-                        self.next_dense(text, at)
+                        self.next_dense(text, at, &mut scratch.walk_budget)?
                     } else {
                         self.next_inner(text, at, stream - 1, &mut scratch.caches[stream - 1])
                     };
@@ -179,10 +196,15 @@ impl CandidateFinder {
                 }
             }
         }
-        best
+        Ok(best)
     }
 
-    fn next_dense(&self, text: &str, at: usize) -> Option<Candidate> {
+    fn next_dense(
+        &self,
+        text: &str,
+        at: usize,
+        budget: &mut usize,
+    ) -> Result<Option<Candidate>, OverBudget> {
         let bytes = text.as_bytes();
         let len = bytes.len();
         let mut p = at;
@@ -200,31 +222,39 @@ impl CandidateFinder {
                 None => self.single_alive[row],
             };
             if alive {
-                if let Some((pattern, end)) = self.walk(bytes, p, self.starts[usize::from(start)]) {
-                    return Some(Candidate {
+                let state = self.starts[usize::from(start)];
+                if let Some((pattern, end)) = self.walk(bytes, p, state, budget)? {
+                    return Ok(Some(Candidate {
                         start: p,
                         end,
                         pattern: self.dense_patterns[pattern],
-                    });
+                    }));
                 }
             }
             p += 1;
         }
-        None
+        Ok(None)
     }
 
     /// The anchored leftmost-first match at `start`, walking the DFA from its start state
     /// `state`: (dense pattern, end). Matches show one byte late, as in any regex-automata DFA;
     /// the walk stops at the dead state and keeps the last match seen. There are no quit states:
     /// none are configured, and the built-ins use ASCII word boundaries only.
-    fn walk(&self, bytes: &[u8], start: usize, mut state: StateID) -> Option<(usize, usize)> {
+    fn walk(
+        &self,
+        bytes: &[u8],
+        start: usize,
+        mut state: StateID,
+        budget: &mut usize,
+    ) -> Result<Option<(usize, usize)>, OverBudget> {
         let dfa = &self.dense;
         let mut found = None;
         for (at, &byte) in bytes.iter().enumerate().skip(start) {
+            *budget = budget.checked_sub(1).ok_or(OverBudget)?;
             state = dfa.next_state(state, byte);
             if dfa.is_special_state(state) {
                 if dfa.is_dead_state(state) {
-                    return found;
+                    return Ok(found);
                 }
                 if dfa.is_match_state(state) {
                     found = Some((dfa.match_pattern(state, 0).as_usize(), at));
@@ -235,7 +265,7 @@ impl CandidateFinder {
         if dfa.is_match_state(state) {
             found = Some((dfa.match_pattern(state, 0).as_usize(), bytes.len()));
         }
-        found
+        Ok(found)
     }
 
     fn next_inner(

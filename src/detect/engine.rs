@@ -45,7 +45,7 @@ use std::sync::{Arc, OnceLock};
 use regex_automata::meta::{self, Regex};
 use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
 
-use super::candidates::{Candidate, CandidateFinder, FinderScratch};
+use super::candidates::{Candidate, CandidateFinder, FinderScratch, OverBudget};
 use super::recognizers::{self, Recognizer};
 use super::validators::Accepted;
 use crate::error::{Error, Result};
@@ -263,16 +263,20 @@ impl Detector {
             return;
         }
         let len = text.len();
-        if let (Some(finder), Some(state)) = (&self.candidates, &mut scratch.finder) {
-            finder.reset(state);
-        }
+        let mut split = match (&self.candidates, &mut scratch.finder) {
+            (Some(finder), Some(state)) => {
+                finder.reset(text, state);
+                true
+            }
+            _ => false,
+        };
         let mut at = 0;
         while at < len {
             let Some(Candidate {
                 start,
                 end,
                 pattern,
-            }) = self.next_candidate(text, at, scratch)
+            }) = self.next_candidate(text, at, scratch, &mut split)
             else {
                 break;
             };
@@ -294,10 +298,23 @@ impl Detector {
         }
     }
 
-    /// The leftmost-first match of all patterns starting at or after `at`.
-    fn next_candidate(&self, text: &str, at: usize, scratch: &mut Scratch) -> Option<Candidate> {
-        if let (Some(finder), Some(state)) = (&self.candidates, &mut scratch.finder) {
-            return finder.next(text, at, state);
+    /// The leftmost-first match of all patterns starting at or after `at`: from the split
+    /// search while `split` holds, else (and for the rest of the text once the split search
+    /// ran over its budget) from the combined automaton.
+    fn next_candidate(
+        &self,
+        text: &str,
+        at: usize,
+        scratch: &mut Scratch,
+        split: &mut bool,
+    ) -> Option<Candidate> {
+        if *split {
+            if let (Some(finder), Some(state)) = (&self.candidates, &mut scratch.finder) {
+                match finder.next(text, at, state) {
+                    Ok(found) => return found,
+                    Err(OverBudget) => *split = false,
+                }
+            }
         }
         let input = Input::new(text).span(at..text.len());
         let m = self.regex.search_with(&mut scratch.cache, &input)?;
@@ -654,7 +671,7 @@ mod tests {
         let mut state = finder.scratch();
         let (mut texts, mut compared) = (0, 0);
         for text in candidate_corpus() {
-            finder.reset(&mut state);
+            finder.reset(&text, &mut state);
             texts += 1;
             for at in 0..=text.len() {
                 let combined = detector
@@ -665,11 +682,8 @@ mod tests {
                         end: m.end(),
                         pattern: m.pattern().as_usize(),
                     });
-                assert_eq!(
-                    finder.next(&text, at, &mut state),
-                    combined,
-                    "{text:?} from {at}"
-                );
+                let split = finder.next(&text, at, &mut state).expect("within budget");
+                assert_eq!(split, combined, "{text:?} from {at}");
                 compared += usize::from(combined.is_some());
             }
         }
@@ -682,6 +696,30 @@ mod tests {
         plain.candidates = None;
         for text in candidate_corpus() {
             assert_eq!(detector.find(&text), plain.find(&text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn overlapping_walks_fall_back_to_the_combined_search() {
+        // Each header or token starts a walk that runs to the end of the value and fails:
+        // quadratic without the walk budget. The result must equal the combined search's.
+        let detector = Detector::builtin().unwrap();
+        let mut plain = Detector::builtin().unwrap();
+        plain.candidates = None;
+        for piece in [
+            "-----BEGIN PRIVATE KEY----- ",
+            "eyJabcdefghij-",
+            "AccountKey=abc+",
+        ] {
+            let text = piece.repeat(400_000 / piece.len());
+            let started = std::time::Instant::now();
+            let found = detector.find(&text);
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{piece}: {:?}",
+                started.elapsed()
+            );
+            assert_eq!(found, plain.find(&text), "{piece}");
         }
     }
 
