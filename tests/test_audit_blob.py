@@ -173,3 +173,77 @@ def test_bad_blob_locations_get_typed_errors(
                              storage_options=azurite.storage_options)  # fmt: skip
     with pytest.raises(ag.StorageError):
         wrong_type.append("export")
+
+
+def witness_url() -> str:
+    return f"az://{CONTAINER}/witness/{uuid.uuid4().hex}.jsonl"
+
+
+def test_a_blob_witness_finds_truncation_of_a_local_log(
+    blobs: BlobServiceClient, azurite: Azurite, keyring: ag.LocalKeyring, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    path, witness = tmp_path / "audit.jsonl", witness_url()
+    log = ag.AuditLog(path, keyring=keyring, witness=witness, checkpoint_every=3,
+                      storage_options=azurite.storage_options)  # fmt: skip
+    assert log.witness == witness
+    for i in range(10):
+        log.append("export", rows=i)
+    mirrored = blob_lines(blobs, witness)
+    name = witness.split(f"az://{CONTAINER}/", 1)[1]
+    assert blobs.get_blob_client(CONTAINER, name).get_blob_properties().blob_type == "AppendBlob"
+    logged = [r["details"] for r in (json.loads(x) for x in path.read_text().splitlines())
+              if r["kind"] == "checkpoint"]  # fmt: skip
+    assert mirrored == logged and [c["tree_size"] for c in mirrored] == [3, 7, 11]
+    report = log.verify()
+    assert report.ok and report.witness_checked and report.witness_checkpoints_checked == 3
+
+    # Cut the log back to before its last checkpoint: its chain alone still looks whole.
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:9]))
+    assert ag.verify_audit_log(path).ok
+    for report in (
+        log.verify(),
+        ag.verify_audit_log(path, witness=witness, storage_options=azurite.storage_options),
+    ):
+        assert not report.ok and report.first_bad_record == 9
+        assert "truncated" in (report.problem or "")
+    monkeypatch.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
+    command = [sys.executable, "-m", "amlguard", "audit", "verify", str(path), "--witness", witness]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "first bad record:       9" in result.stdout
+
+
+def test_a_blob_log_recreated_shorter_is_caught_by_its_blob_witness(
+    blobs: BlobServiceClient, log_url: str, azurite: Azurite, keyring: ag.LocalKeyring
+) -> None:
+    witness = witness_url()
+    log = ag.AuditLog(log_url, keyring=keyring, witness=witness, checkpoint_every=3,
+                      storage_options=azurite.storage_options)  # fmt: skip
+    for i in range(7):
+        log.append("export", rows=i)
+    assert log.verify().witness_checkpoints_checked == 2
+    # An append blob cannot be cut in place: whoever shortens it deletes and rewrites it.
+    name = log_url.split(f"az://{CONTAINER}/", 1)[1]
+    client = blobs.get_blob_client(CONTAINER, name)
+    kept = b"".join(client.download_blob().readall().splitlines(keepends=True)[:4])
+    client.delete_blob()
+    client.upload_blob(kept, blob_type="AppendBlob")
+    reader = ag.AuditLog(log_url, keyring=keyring, witness=witness,
+                         storage_options=azurite.storage_options)  # fmt: skip
+    report = reader.verify()
+    assert not report.ok and report.first_bad_record == 4 and "truncated" in (report.problem or "")
+
+
+def test_a_missing_blob_witness_is_reported_not_ignored(
+    blobs: BlobServiceClient, azurite: Azurite, keyring: ag.LocalKeyring, tmp_path: Path
+) -> None:
+    path, witness = tmp_path / "audit.jsonl", witness_url()
+    log = ag.AuditLog(path, keyring=keyring, witness=witness, checkpoint_every=2,
+                      storage_options=azurite.storage_options)  # fmt: skip
+    log.append("export")
+    assert log.verify().ok  # no checkpoint yet, so no witness is expected
+    log.append("export")
+    blobs.get_blob_client(CONTAINER, witness.split(f"az://{CONTAINER}/", 1)[1]).delete_blob()
+    with pytest.raises(FileNotFoundError, match="witness"):
+        log.verify()

@@ -162,6 +162,104 @@ def test_a_path_or_the_environment_names_the_log(
     assert len(events(from_env)) == 3  # no log configured: nothing written anywhere
 
 
+def checkpoints(path: Path) -> list[dict[str, Any]]:
+    return [r["details"] for r in records(path) if r["kind"] == "checkpoint"]
+
+
+def test_a_log_signs_with_its_own_keyring_whatever_keys_the_operation_uses(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    audit_ring = ag.LocalKeyring(tmp_path / "audit-ring")
+    path = tmp_path / "audit.jsonl"
+    log = ag.AuditLog(path, keyring=audit_ring, signing_key="auditor", checkpoint_every=2)
+    source, sealed = tmp_path / "notes.txt", tmp_path / "notes.amlg"
+    source.write_bytes(PLAINTEXT)
+    kek, next_kek = keyring.kek("pseudo"), keyring.kek("tokens")
+    ag.encrypt_file(source, sealed, kek=kek, audit=log)
+    ag.decrypt_file(sealed, tmp_path / "out.txt", kek=kek, audit=log)
+    with ag.open_encrypted(sealed, kek=kek, audit=log):
+        pass
+    ag.rewrap(sealed, old=kek, new=next_kek, audit=log)
+    ag.decrypt_bytes(ag.encrypt_bytes(b"payload", kek=kek, audit=log), kek=kek, audit=log)
+
+    signed = checkpoints(path)
+    assert len(signed) == 3 and {c["signing_key"] for c in signed} == {"auditor@1"}
+    assert {c["public_key"] for c in signed} == {log.public_key}
+    report = log.verify()
+    assert report.ok and report.checkpoints_checked == 3 and report.public_key == log.public_key
+    assert ag.verify_audit_log(path, public_key=log.public_key).ok
+    # Neither the data keyring nor the default keyring was asked for an audit key.
+    assert "auditor" not in keyring and "audit" not in keyring
+    assert not (tmp_path / "default-keyring").exists()
+    # Reopened by path (default keyring), the log is refused before anything runs: its key,
+    # auditor@1, is not there. Nothing is encrypted and nothing is recorded.
+    count = len(records(path))
+    with pytest.raises(ag.KeyNotFoundError, match="auditor"):
+        ag.encrypt_file(source, tmp_path / "never.amlg", kek=kek, audit=path)
+    assert not (tmp_path / "never.amlg").exists()
+    assert len(records(path)) == count and log.verify().ok
+
+
+def test_a_log_whose_signing_key_is_missing_refuses_every_operation(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    audit_ring = ag.LocalKeyring(tmp_path / "audit-ring")
+    path = tmp_path / "audit.jsonl"
+    log = ag.AuditLog(path, keyring=audit_ring, checkpoint_every=2)
+    kek = keyring.kek("pseudo")
+    ag.encrypt_bytes(b"one", kek=kek, audit=log)
+    ag.encrypt_bytes(b"two", kek=kek, audit=log)
+    assert checkpoints(path)  # signed by audit@1, which is now removed
+    for key_file in Path(audit_ring.path).rglob("*.key"):
+        key_file.unlink()
+    count = len(records(path))
+    # Found at once, not at the next checkpoint: no record lands that could never be signed.
+    with pytest.raises(ag.KeyNotFoundError):
+        log.append("export")
+    with pytest.raises(ag.KeyNotFoundError):
+        ag.encrypt_bytes(b"three", kek=kek, audit=log)
+    with pytest.raises(ag.KeyNotFoundError):
+        keyring.rotate("tokens", audit=log)
+    assert keyring.versions("tokens") == [1]  # the rotation did not run
+    with pytest.raises(ag.KeyNotFoundError):
+        ag.forget("subject-1", [], keyring=keyring, audit=log)
+    assert len(records(path)) == count
+    # A keyring holding another key of that name is a different typed error.
+    audit_ring.ensure_key("audit")
+    with pytest.raises(ag.AuditLogError, match="not the key that signed"):
+        ag.encrypt_bytes(b"four", kek=kek, audit=log)
+    assert len(records(path)) == count
+    assert ag.verify_audit_log(path).ok  # the log itself is intact, checkable without a key
+
+
+def test_a_path_named_log_is_signed_by_the_default_keyring_for_every_operation(
+    tmp_path: Path, keyring: ag.LocalKeyring, people: Any
+) -> None:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "audit.jsonl"
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(people, data / "part-0.parquet")
+    policy = ag.Policy.from_dict(
+        {"version": 1, "columns": {"person_id": {"op": "hash", "key": "pseudo"}}}
+    )
+    ag.mask_file(data / "part-0.parquet", tmp_path / "masked.parquet", policy, keyring=keyring,
+                 audit=path)  # fmt: skip
+    ag.encrypt_bytes(b"payload", kek=keyring.kek("pseudo"), audit=path)
+    keyring.rotate("tokens", audit=path)
+    ag.forget([people.column("person_id")[0].as_py()],
+              [ag.Dataset(data, id_column="person_id")], keyring=keyring, audit=path)  # fmt: skip
+    actions = [e["action"] for e in events(path)]
+    assert actions == ["mask", "encrypt_bytes", "rotate_key", "forget"]
+    default = ag.LocalKeyring()
+    assert "audit" in default and "audit" not in keyring
+    signed = checkpoints(path)
+    assert signed and {c["signing_key"] for c in signed} == {"audit@1"}
+    assert ag.AuditLog(path).verify().ok
+    assert ag.AuditLog(path).public_key == signed[0]["public_key"]
+
+
 def cli(*args: str, keyring_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "AMLGUARD_AUDIT_LOG"}
     env["AMLGUARD_KEYRING"] = str(keyring_dir)

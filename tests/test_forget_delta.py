@@ -228,3 +228,83 @@ def test_bad_input(tmp_path: Path, keyring: ag.LocalKeyring) -> None:
     receipt = ag.forget(["nobody"], [ag.Dataset(root, id_column="patient_id", format="delta")],
                         keyring=keyring)  # fmt: skip
     assert receipt.rows_removed == 0 and receipt.delta_tables[0]["version_after"] == 2
+
+
+CHILD = """
+import sys, amlguard as ag
+receipt = ag.forget(sys.argv[3].split(","),
+                    [ag.Dataset(sys.argv[1], id_column="patient_id", format="delta")],
+                    keyring=ag.LocalKeyring(sys.argv[2]), vacuum=True)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_leaves_the_table_old_or_new(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    import random
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "visits"
+    before = make_table(root, change_data_feed=True)
+    old = sorted_rows(before)
+    new = sorted_rows(before.filter(pc.invert(pc.field("patient_id").isin(GONE))))
+    pristine = tmp_path / "pristine"
+    shutil.copytree(root, pristine)
+    command = [sys.executable, "-c", CHILD, str(root), keyring.path, ",".join(GONE)]
+
+    # Time one full run on a copy, to spread the kills over the whole run.
+    timing = tmp_path / "timing"
+    shutil.copytree(pristine, timing)
+    started = time.perf_counter()
+    done = subprocess.run([*command[:3], str(timing), *command[4:]], capture_output=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    duration = time.perf_counter() - started
+
+    def commits() -> int:
+        return len(list((root / "_delta_log").glob("*.json")))
+
+    rng = random.Random(11)
+    kills = mid_run = 0
+    for attempt in range(16):
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if attempt % 2:
+            # Anywhere in the run.
+            time.sleep(rng.uniform(0.0, duration))
+        else:
+            # Soon after the run's first commit: amid the purge, vacuum and log expiry.
+            start, deadline = commits(), time.monotonic() + duration * 3
+            while commits() == start and child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, duration / 4))
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+            kills += 1
+        child.wait(timeout=600)
+        # Whatever the moment, the table opens and holds exactly the old or the new rows:
+        # no duplicate, no lost row of anyone else.
+        rows = sorted_rows(deltalake.DeltaTable(root).to_pyarrow_table())
+        assert rows in (old, new)
+        if rows == new and files_naming(root, GONE):
+            mid_run += 1  # killed after the delete, before the purge and log expiry finished
+        if rows == new and not files_naming(root, GONE):
+            shutil.rmtree(root)  # finished before its kill: start again from the old table
+            shutil.copytree(pristine, root)
+    assert kills >= 6, f"only {kills} runs were killed mid-way (a run takes {duration:.2f}s)"
+    assert mid_run >= 1, "no kill landed between the delete and the end of the log expiry"
+
+    # A rerun finishes the job: no trace left, retention back to the defaults.
+    final = subprocess.run(command, capture_output=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert sorted_rows(deltalake.DeltaTable(root).to_pyarrow_table()) == new
+    assert files_naming(root, GONE) == []
+    configuration = deltalake.DeltaTable(root).metadata().configuration
+    assert configuration["delta.logRetentionDuration"] == "interval 30 days"
+    assert configuration["delta.deletedFileRetentionDuration"] == "interval 1 week"
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+    assert ag.verify_forgotten(GONE, [dataset], keyring=keyring).ok

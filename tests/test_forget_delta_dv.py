@@ -73,7 +73,7 @@ def test_the_constructed_deletion_vectors_follow_the_protocol(tmp_path: Path) ->
 
     assert list(pyroaring.BitMap.deserialize(raw[12:])) == [3, 4, 7, 11, 18, 29]
     # deltalake (delta-kernel) and polars read the constructed tables with the rows masked.
-    for storage in ("i", "u"):
+    for storage in ("i", "u", "p"):
         root = tmp_path / storage
         first = make_table(root, storage)
         table = deltalake.DeltaTable(root)
@@ -86,7 +86,7 @@ def test_the_constructed_deletion_vectors_follow_the_protocol(tmp_path: Path) ->
         assert len(rows) == 189 and [r for r in rows if r["visit"] < 100][0]["visit"] == 2
 
 
-@pytest.mark.parametrize("storage", ["i", "u"])
+@pytest.mark.parametrize("storage", ["i", "u", "p"])
 def test_masked_and_live_subject_rows_leave_the_data_files(
     tmp_path: Path, keyring: ag.LocalKeyring, storage: str
 ) -> None:
@@ -150,6 +150,47 @@ def test_only_the_partition_holding_masked_rows_is_rewritten(
     assert untouched in current  # a partition without masked subject rows is not rewritten
     assert physical_subject_rows(root, current) == 0
     assert digest(logical_rows(root)) == digest(expected)
+
+
+@pytest.mark.parametrize("live_row", [True, False])
+def test_a_table_partitioned_by_the_id_loses_masked_and_live_subject_rows(
+    tmp_path: Path, keyring: ag.LocalKeyring, live_row: bool
+) -> None:
+    # One folder per subject, so data files lack the id column (it is a partition value).
+    # subject-001's first file is wholly masked by a deletion vector; with ``live_row`` a second
+    # file holds one live row. subject-002 has masked rows of its own, which must stay masked.
+    root = tmp_path / "by_patient"
+    deltalake.write_deltalake(root, people(0, 100), partition_by=["patient_id"])
+    first_files = add_actions(root)
+    masked_file = next(p for p in first_files if p.startswith(f"patient_id={GONE}/"))
+    other = next(p for p in first_files if p.startswith("patient_id=subject-002/"))
+    if live_row:
+        deltalake.write_deltalake(root, people(100, 102), partition_by=["patient_id"],
+                                  mode="append")  # fmt: skip
+    delete_with_deletion_vectors(root, {masked_file: list(range(10)), other: [0, 1]}, "u")
+    before = logical_rows(root)
+    expected = [r for r in before if r["patient_id"] != GONE]
+    assert len(before) - len(expected) == int(live_row)
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+    found = ag.verify_forgotten(GONE, [dataset], keyring=keyring)
+    assert found.rows_found == 10 + int(live_row)  # masked rows still sit in their file
+
+    receipt = ag.forget([GONE], [dataset], keyring=keyring, vacuum=True)
+    (table,) = receipt.delta_tables
+    assert table["rows_removed"] == int(live_row)
+    assert table["rows_masked_by_deletion_vectors"] == 10
+    # A delete on the partition column drops the subject's whole partition, the wholly masked
+    # file included; without a live row there is no delete, and the purge step rewrites it.
+    purged = [] if live_row else [str(root / masked_file)]
+    assert table["files_purged_of_masked_rows"] == purged
+    assert str(root / masked_file) in table["files_vacuumed"]
+    current = pa.table(deltalake.DeltaTable(root).get_add_actions())["path"].to_pylist()
+    assert not [p for p in current if p.startswith(f"patient_id={GONE}/")]
+    assert other in current  # another subject's masked rows: not this run's business
+    assert not (root / f"patient_id={GONE}").exists()
+    assert digest(logical_rows(root)) == digest(expected)
+    assert files_naming(root, [GONE]) == []
+    assert ag.verify_forgotten(GONE, [dataset], keyring=keyring).ok
 
 
 def test_dry_run_reports_masked_rows_and_touches_nothing(

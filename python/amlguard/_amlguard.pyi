@@ -334,7 +334,14 @@ class AuditLog:
     RFC 9162 Merkle checkpoints every ``checkpoint_every`` records, also appended to ``witness``.
 
     ``keyring`` (default: the local keyring) holds the signing key ``signing_key``, created on
-    first use; subject identifiers are recorded only as keyed pseudonyms.
+    first use; it is the log's own key, used by every operation given this log whatever keys
+    the operation uses, and checked before each append (missing: ``KeyNotFoundError``; another
+    key of that name: ``AuditLogError``). Subject identifiers are recorded only as keyed
+    pseudonyms.
+
+    ``witness`` is a local path or an ``az://`` URL of an append blob (reached with
+    ``storage_options``): each checkpoint is appended there too, so that truncating the log is
+    found by :meth:`verify`.
 
     ``path`` may be an Azure Blob URL (``az://container/audit.jsonl``): the log is then an
     append blob shared by any number of writers, reached with ``storage_options`` (as for
@@ -355,7 +362,8 @@ class AuditLog:
     @property
     def path(self) -> str: ...
     @property
-    def witness(self) -> Optional[str]: ...
+    def witness(self) -> Optional[str]:
+        """The witness (path or URL), if any."""
     @property
     def public_key(self) -> str:
         """The Ed25519 public key (hex) that signs the checkpoints; give it to verifiers."""

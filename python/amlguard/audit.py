@@ -13,6 +13,15 @@ Operations (``mask_file``, ``Policy.apply``, ``forget``, ``encrypt_file``, ``dec
 write a record when given ``audit=`` (an :class:`AuditLog` or a path) or when
 ``$AMLGUARD_AUDIT_LOG`` names a log. Failures are recorded too, with the error's class and
 message (which never carry data values or key material).
+
+The signing key belongs to the log, never to the operation: an :class:`AuditLog` object signs
+with the keyring and ``signing_key`` it was opened with, whatever keys the operation uses; a
+log named by a path or by ``$AMLGUARD_AUDIT_LOG`` is opened with the default local keyring
+(``$AMLGUARD_KEYRING``, else ``~/.amlguard/keyring``) and key ``audit``, by every operation
+alike. To sign with another key, open the log and pass the object. The key is checked before
+the operation runs: a log whose signing key is missing raises
+:class:`~amlguard.KeyNotFoundError` (or :class:`~amlguard.AuditLogError` when the keyring holds
+another key of that name) and nothing is done or recorded.
 """
 
 from __future__ import annotations
@@ -40,15 +49,25 @@ AUDIT_LOG_ENV = "AMLGUARD_AUDIT_LOG"
 AuditTarget = Union[AuditLog, str, "os.PathLike[str]", None]
 
 
-def resolve(audit: AuditTarget, keyring: Optional[LocalKeyring] = None) -> Optional[AuditLog]:
+def resolve(audit: AuditTarget) -> Optional[AuditLog]:
     """The log to write to: ``audit`` itself, a log at that path, the one named by
-    ``$AMLGUARD_AUDIT_LOG``, or ``None`` when no log is configured."""
+    ``$AMLGUARD_AUDIT_LOG``, or ``None`` when no log is configured. A log named by a path is
+    signed with the default keyring's key ``audit`` (see the module notes)."""
     if isinstance(audit, AuditLog):
         return audit
     path = os.fspath(audit) if audit is not None else os.environ.get(AUDIT_LOG_ENV) or None
     if path is None:
         return None
-    return AuditLog(path, keyring=keyring) if keyring is not None else AuditLog(path)
+    return AuditLog(path)
+
+
+def ready(audit: AuditTarget) -> Optional[AuditLog]:
+    """:func:`resolve`, then check that the log's signing key is usable, before an operation
+    runs; raises :class:`~amlguard.KeyNotFoundError` or :class:`~amlguard.AuditLogError`."""
+    log = resolve(audit)
+    if log is not None:
+        log.public_key  # noqa: B018  (loads and checks the signing key)
+    return log
 
 
 def key_ids(
@@ -86,12 +105,12 @@ def operation(
     dataset: Optional[str] = None,
     paths: Optional[list[str]] = None,
     key_ids: Optional[list[str]] = None,
-    keyring: Optional[LocalKeyring] = None,
 ) -> Iterator[OperationRecord]:
     """Record ``action`` in the configured log (if any) when the block ends, as a success or,
     when it raises, as a failure carrying the exception's class and message; the exception
-    propagates unchanged. The block sets key ids and counts on the yielded record."""
-    log = resolve(audit, keyring)
+    propagates unchanged. The block sets key ids and counts on the yielded record. The log's
+    signing key is checked before the block runs."""
+    log = ready(audit)
     record = OperationRecord(key_ids=list(key_ids or []))
     try:
         yield record

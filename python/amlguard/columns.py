@@ -155,7 +155,7 @@ def _audited(
     details: dict[str, Any],
 ) -> Iterator[Callable[[int], None]]:
     """Record ``action`` in the audit log, if one is configured, with its outcome."""
-    log = _audit.resolve(audit)
+    log = _audit.ready(audit)
     rows: list[int] = []
     dataset = (context or {}).get("dataset")
     try:
@@ -245,7 +245,7 @@ def decrypt_columns(
     if kek is not None and keks is not None:
         raise TypeError("pass kek= or keks=, not both")
     chosen = kek if kek is not None else keks
-    log = _audit.resolve(audit)
+    log = _audit.ready(audit)
     listed = encrypted_columns(data) if log is not None else []
     wanted = None if columns is None else _columns(columns)
     touched = [c for c in listed if wanted is None or c.column in wanted]

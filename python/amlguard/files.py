@@ -49,7 +49,7 @@ def mask_file(
     """
     if not isinstance(policy, Policy):
         raise TypeError("policy must be an amlguard.Policy (see Policy.from_dict / from_yaml)")
-    log = _audit.resolve(audit, keyring)
+    log = _audit.ready(audit)
     paths = [os.fspath(source), os.fspath(destination)]
     try:
         if is_blob_url(paths[0]) or is_blob_url(paths[1]) or storage_options:

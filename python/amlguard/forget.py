@@ -189,7 +189,7 @@ def forget(
     that its ETag is still the one it was read at, so a blob changed meanwhile is refused
     (:class:`~amlguard.ConcurrentModificationError`) and blobs without a subject row are never
     written."""
-    log = _audit.resolve(audit, keyring)
+    log = _audit.ready(audit)
     names = _subjects(subjects)
     delta_tables = []
     for dataset in (d for d in datasets if d.format == "delta"):

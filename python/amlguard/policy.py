@@ -140,7 +140,7 @@ class Policy:
         """
         from . import audit as _audit
 
-        log = _audit.resolve(audit, keyring)
+        log = _audit.ready(audit)
         if _frames.is_reader(data):
             reader = self._core.apply_reader(data, keyring, threads)
             if log is not None:  # rows are unknown until the reader is drained

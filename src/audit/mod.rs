@@ -9,8 +9,13 @@
 //!   does not undo an erasure, yet whoever holds the key can show that subject X was forgotten.
 //! - Every `checkpoint_every` records the log appends a checkpoint: an Ed25519-signed RFC 9162
 //!   Merkle tree head over all records before it ([`checkpoint`]), and also appends it to the
-//!   *witness* file, a second place the user chooses. A truncated log is then shorter than the
-//!   witness says; a rewritten log no longer matches a signed root.
+//!   *witness* ([`Witness`]: a local file or an Azure append blob), a second place the user
+//!   chooses. A truncated log is then shorter than the witness says; a rewritten log no longer
+//!   matches a signed root.
+//! - The signing key belongs to the log: the keyring and key name given when it is opened
+//!   ([`AuditOptions`]). Each append checks that this key is present and is the one that
+//!   signed the log's last checkpoint, before writing anything, so a log whose key is missing
+//!   fails at once with [`Error::KeyNotFound`] rather than at its next checkpoint.
 //! - [`AuditLog::prove`] returns an [`InclusionProof`] for one record that [`verify_proof`]
 //!   checks with the public key alone, without the rest of the log.
 //! - [`verify()`] re-reads the log and witness and locates the first bad record.
@@ -24,7 +29,7 @@
 //!   condition that the blob still ends where this writer last read it
 //!   (`x-ms-blob-condition-appendpos`); when another writer got there first, nothing is
 //!   written, this writer reads their records and tries again with the chain extended. So
-//!   records never interleave nor get lost, without any lock. The witness stays a local file.
+//!   records never interleave nor get lost, without any lock.
 //!
 //! ```
 //! use amlguard::audit::{AuditEvent, AuditLog, AuditOptions};
@@ -43,6 +48,7 @@ pub mod checkpoint;
 pub mod merkle;
 pub mod record;
 mod verify;
+mod witness;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -59,6 +65,7 @@ pub use self::checkpoint::{Checkpoint, CheckpointSigner};
 use self::merkle::{inclusion_path, leaf_hash, root_hash, Hash};
 pub use self::record::{Actor, Observer, Outcome, RecordBody, RecordKind, Target};
 pub use self::verify::{verify, verify_proof, verify_reader, VerifyReport};
+pub use self::witness::Witness;
 use crate::error::{Error, Result};
 use crate::io::append_blob::AppendBlob;
 use crate::io::blob::{is_blob_url, StorageOptions};
@@ -82,7 +89,9 @@ pub struct AuditOptions {
     pub keyring: Option<LocalKeyring>,
     /// Keyring key name the checkpoint signing key and the subject pseudonym key derive from.
     pub signing_key: String,
-    /// Second place every checkpoint is also appended to (truncation evidence).
+    /// Second place every checkpoint is also appended to (truncation evidence): a local path,
+    /// or an `az://` / `abfss://` URL of an append blob (reached with the log's storage
+    /// options; see [`AuditLog::open_location`]).
     pub witness: Option<PathBuf>,
     /// Records between checkpoints (at least 1).
     pub checkpoint_every: u64,
@@ -181,6 +190,7 @@ struct LogState {
 pub struct AuditLog {
     path: PathBuf,
     blob: Option<AppendBlob>,
+    witness: Option<Witness>,
     options: AuditOptions,
     state: Mutex<LogState>,
 }
@@ -189,7 +199,7 @@ impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditLog")
             .field("path", &self.path)
-            .field("witness", &self.options.witness)
+            .field("witness", &self.witness())
             .finish_non_exhaustive()
     }
 }
@@ -201,17 +211,32 @@ pub(crate) fn now_rfc3339() -> String {
 }
 
 impl AuditLog {
-    /// Open (the file is created on the first append) the log at `path`.
+    /// Open (the file is created on the first append) the log at `path`. A witness URL is
+    /// reached with the `AZURE_STORAGE_*` environment.
     pub fn open(path: impl Into<PathBuf>, options: AuditOptions) -> Result<Self> {
+        Self::open_with(path.into(), None, &StorageOptions::default(), options)
+    }
+
+    fn open_with(
+        path: PathBuf,
+        blob: Option<AppendBlob>,
+        storage: &StorageOptions,
+        options: AuditOptions,
+    ) -> Result<Self> {
         if options.checkpoint_every == 0 {
             return Err(Error::InvalidArgument {
                 name: "checkpoint_every",
                 message: "must be at least 1".into(),
             });
         }
+        let witness = match &options.witness {
+            Some(location) => Some(Witness::open(&location.to_string_lossy(), storage)?),
+            None => None,
+        };
         Ok(Self {
-            path: path.into(),
-            blob: None,
+            path,
+            blob,
+            witness,
             options,
             state: Mutex::new(LogState {
                 last_hash: record::GENESIS_HASH.into(),
@@ -221,17 +246,19 @@ impl AuditLog {
     }
 
     /// Open the log at `location`: a local path, or an `az://` / `abfss://` URL of an append
-    /// blob (created on the first append) reached with `storage`.
+    /// blob (created on the first append) reached with `storage`. A witness URL is reached with
+    /// the same `storage`.
     pub fn open_location(
         location: &str,
         storage: &StorageOptions,
         options: AuditOptions,
     ) -> Result<Self> {
-        let mut log = Self::open(PathBuf::from(location), options)?;
-        if is_blob_url(location) {
-            log.blob = Some(AppendBlob::open(location, storage)?);
-        }
-        Ok(log)
+        let blob = if is_blob_url(location) {
+            Some(AppendBlob::open(location, storage)?)
+        } else {
+            None
+        };
+        Self::open_with(PathBuf::from(location), blob, storage, options)
     }
 
     /// Whether the log lives in an Azure append blob.
@@ -266,9 +293,9 @@ impl AuditLog {
         &self.path
     }
 
-    /// The witness file, if any.
+    /// The witness (its path or URL), if any.
     pub fn witness(&self) -> Option<&Path> {
-        self.options.witness.as_deref()
+        self.witness.as_ref().map(Witness::location)
     }
 
     fn error(&self, message: impl Into<String>) -> Error {
@@ -550,15 +577,13 @@ impl AuditLog {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for attempt in 0..BLOB_APPEND_ATTEMPTS {
             self.blob_catch_up(blob, &mut state)?;
-            let signer = if state.since_checkpoint + 1 >= self.options.checkpoint_every {
-                Some(self.signer(&state)?)
-            } else {
-                None
-            };
+            // The log's own key must be there (and be the one that signed it) before anything
+            // is written, so that no record lands that could never be checkpointed.
+            let signer = self.signer(&state)?;
             let written = self.blob_write(blob, &mut state, RecordKind::Event, event.clone())?;
             if let Some(seq) = written {
                 state.since_checkpoint += 1;
-                if let Some(signer) = signer {
+                if state.since_checkpoint >= self.options.checkpoint_every {
                     self.blob_checkpoint(blob, &mut state, &signer)?;
                 }
                 return Ok(seq);
@@ -629,20 +654,11 @@ impl AuditLog {
     fn checkpoint_written(&self, state: &mut LogState, checkpoint: &Checkpoint) -> Result<()> {
         state.last_checkpoint = Some(checkpoint.clone());
         state.since_checkpoint = 0;
-        if let Some(witness) = &self.options.witness {
+        if let Some(witness) = &self.witness {
             let mut line = serde_json::to_string(checkpoint)
                 .map_err(|_| self.error("cannot encode a checkpoint"))?;
             line.push('\n');
-            let mut witness_file = OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(witness)
-                .map_err(|e| Error::io("opening the audit witness", witness, e))?;
-            witness_file
-                .lock_exclusive()
-                .and_then(|_| witness_file.write_all(line.as_bytes()))
-                .and_then(|_| witness_file.sync_data())
-                .map_err(|e| Error::io("appending to the audit witness", witness, e))?;
+            witness.append_line(line.as_bytes())?;
         }
         Ok(())
     }
@@ -655,16 +671,12 @@ impl AuditLog {
         }
         let (file, mut state) = self.locked()?;
         self.catch_up(&file, &mut state)?;
-        // Load the signer before writing when a checkpoint falls due, so that a missing signing
-        // key fails the call without leaving an event behind.
-        let signer = if state.since_checkpoint + 1 >= self.options.checkpoint_every {
-            Some(self.signer(&state)?)
-        } else {
-            None
-        };
+        // Load the log's own signer before writing, so that a missing or different signing key
+        // fails the call without leaving a record behind that could never be checkpointed.
+        let signer = self.signer(&state)?;
         let seq = self.write_record(&file, &mut state, RecordKind::Event, event)?;
         state.since_checkpoint += 1;
-        if let Some(signer) = signer {
+        if state.since_checkpoint >= self.options.checkpoint_every {
             self.write_checkpoint(&file, &mut state, &signer)?;
         }
         Ok(seq)
@@ -787,29 +799,42 @@ impl AuditLog {
     }
 
     /// Verify the whole log (and its witness); see [`verify()`]. Pins the signer to
-    /// `trusted_public_key`, else to this log's signing key when the keyring holds it.
+    /// `trusted_public_key`, else to this log's signing key (the exact version its first
+    /// checkpoint names) when the keyring holds it. Reads only: never repairs nor appends.
     pub fn verify(&self, trusted_public_key: Option<&str>) -> Result<VerifyReport> {
+        let data = self.read_all()?;
         let pinned = match trusted_public_key {
             Some(key) => Some(key.to_owned()),
-            None => self.pinned_key_from_keyring(),
+            None => self.pinned_key_from_keyring(&data),
         };
-        match &self.blob {
-            Some(blob) => {
-                let data = blob.read_from(0)?;
-                verify_reader(
-                    &self.path,
-                    data.as_slice(),
-                    self.witness(),
-                    pinned.as_deref(),
-                )
-            }
-            None => verify(&self.path, self.witness(), pinned.as_deref()),
-        }
+        verify_reader(
+            &self.path,
+            data.as_slice(),
+            self.witness.as_ref(),
+            pinned.as_deref(),
+        )
     }
 
-    fn pinned_key_from_keyring(&self) -> Option<String> {
+    /// The public key of this log's signing key as held by the keyring: the version named by
+    /// the log's first checkpoint, else the latest (no checkpoint yet). `None` when the keyring
+    /// does not hold it (verification then checks that one key signed every checkpoint).
+    fn pinned_key_from_keyring(&self, data: &[u8]) -> Option<String> {
         let keyring = self.options.keyring.as_ref()?;
-        let key = keyring.key(&self.options.signing_key).ok()?;
+        let first_signer = data
+            .split(|b| *b == b'\n')
+            .filter_map(|line| std::str::from_utf8(line).ok())
+            .filter_map(|line| RecordBody::decode(line).ok())
+            .find(|(body, _)| body.kind == RecordKind::Checkpoint)
+            .and_then(|(body, _)| {
+                body.details
+                    .get("signing_key")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            });
+        let key = match first_signer {
+            Some(reference) => keyring.key_by_reference(&reference).ok()?,
+            None => keyring.key(&self.options.signing_key).ok()?,
+        };
         Some(CheckpointSigner::new(&key).public_key_hex())
     }
 }

@@ -41,7 +41,7 @@ fn write_lines(log: &AuditLog, lines: &[String]) {
 fn report(dir: &Path) -> VerifyReport {
     verify(
         &dir.join("audit.jsonl"),
-        Some(&dir.join("witness.jsonl")),
+        Some(&Witness::file(dir.join("witness.jsonl"))),
         None,
     )
     .unwrap()

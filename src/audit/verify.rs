@@ -18,7 +18,7 @@ use std::path::Path;
 use super::checkpoint::{parse_checkpoint, Checkpoint};
 use super::merkle::{leaf_hash, root_hash, verify_inclusion, Hash};
 use super::record::{RecordBody, RecordKind, GENESIS_HASH};
-use super::InclusionProof;
+use super::{InclusionProof, Witness};
 use crate::error::{Error, Result};
 
 /// The outcome of [`verify`].
@@ -84,11 +84,12 @@ impl Verifier {
     }
 }
 
-/// Verify the log at `path` and, if given, its witness file. `trusted_public_key` (hex) pins
-/// the signer; without it the first checkpoint's key must have signed all the others.
+/// Verify the log at `path` and, if given, its witness (file or append blob).
+/// `trusted_public_key` (hex) pins the signer; without it the first checkpoint's key must have
+/// signed all the others.
 pub fn verify(
     path: &Path,
-    witness: Option<&Path>,
+    witness: Option<&Witness>,
     trusted_public_key: Option<&str>,
 ) -> Result<VerifyReport> {
     let file =
@@ -100,7 +101,7 @@ pub fn verify(
 pub fn verify_reader(
     path: &Path,
     log: impl Read,
-    witness: Option<&Path>,
+    witness: Option<&Witness>,
     trusted_public_key: Option<&str>,
 ) -> Result<VerifyReport> {
     let mut verifier = Verifier {
@@ -207,17 +208,23 @@ pub fn verify_reader(
     Ok(verifier.report)
 }
 
-fn check_witness(verifier: &mut Verifier, witness: &Path) -> Result<()> {
+fn check_witness(verifier: &mut Verifier, witness: &Witness) -> Result<()> {
     verifier.report.witness_checked = true;
-    let text = match std::fs::read_to_string(witness) {
-        Ok(text) => text,
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound && verifier.checkpoint_sizes.is_empty() =>
-        {
-            return Ok(());
+    let bytes = match witness.read()? {
+        Some(bytes) => bytes,
+        None if verifier.checkpoint_sizes.is_empty() => return Ok(()),
+        None => {
+            return Err(Error::io(
+                "reading the audit witness",
+                witness.location(),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the log holds checkpoints but the witness does not exist",
+                ),
+            ))
         }
-        Err(e) => return Err(Error::io("reading the audit witness", witness, e)),
     };
+    let text = String::from_utf8_lossy(&bytes);
     let present = verifier.leaves.len() as u64;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let parsed = serde_json::from_str::<serde_json::Value>(line)

@@ -10,7 +10,8 @@
 //!   found nowhere is not an error: the receipt is simply empty.
 //! - Each affected file is rewritten without the subjects' rows and swapped in with one rename;
 //!   files without a match are not opened for writing (byte-identical, same mtime). Row groups
-//!   are skipped on statistics and bloom filters while scanning.
+//!   are skipped on statistics and bloom filters while scanning, and row groups without a match
+//!   are copied byte for byte when their file is rewritten.
 //! - A journal ([`journal`]) makes an interrupted run resumable: re-running the same call after a
 //!   crash completes it, and its receipt includes the files the first attempt finished.
 //! - A file changed by another writer between scan and swap is refused

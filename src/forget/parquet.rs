@@ -5,7 +5,9 @@
 //! needle is present (both are exact "no" answers, never false negatives). Rewriting streams the
 //! file row group by row group into an [`AtomicFile`] beside it, keeping the row-group layout,
 //! the codec, the schema (with its metadata) and a bloom filter on the id column if the input
-//! had one. Just before the rename the file's size and modification time are compared with what
+//! had one. A row group without a match is copied byte for byte (its column chunks, statistics
+//! and the id column's bloom filter); only row groups holding a match are decoded, filtered and
+//! re-encoded. Just before the rename the file's size and modification time are compared with what
 //! the scan saw; if another writer changed it in between, nothing is replaced.
 
 use std::fs::File;
@@ -13,11 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use arrow_array::{BooleanArray, RecordBatch};
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::arrow_writer::compute_leaves;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
-use parquet::file::metadata::RowGroupMetaData;
-use parquet::file::properties::WriterProperties;
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{PageIndexPolicy, RowGroupMetaData};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 
@@ -259,8 +265,12 @@ pub fn rewrite_file(
 ) -> Result<Rewritten> {
     let path = &scan.path;
     let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let metadata = ArrowReaderMetadata::load(&file, Default::default())
-        .map_err(|e| in_file(e.into(), path))?;
+    // With the page index, so that copied row groups keep theirs.
+    let metadata = ArrowReaderMetadata::load(
+        &file,
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+    )
+    .map_err(|e| in_file(e.into(), path))?;
     let parquet_metadata = metadata.metadata();
     let row_groups = parquet_metadata.num_row_groups();
     let first_chunk = (row_groups > 0 && parquet_metadata.row_group(0).num_columns() > 0)
@@ -291,39 +301,129 @@ pub fn rewrite_file(
             );
         }
     }
+    let offset_indexes = parquet_metadata.offset_index();
+    let column_indexes = parquet_metadata.column_index();
+    let has_page_index = offset_indexes.is_some_and(|groups| {
+        groups.len() == row_groups
+            && (0..row_groups)
+                .all(|i| groups[i].len() == parquet_metadata.row_group(i).num_columns())
+    });
+    if !has_page_index {
+        // A file's row groups either all carry an offset index or none does; copied row groups
+        // have none here, so the re-encoded ones get none either.
+        properties = properties
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_offset_index_disabled(true);
+    }
     let schema = std::sync::Arc::clone(metadata.schema());
     let id_index = schema.index_of(id_column)?;
+    let id_leaf = leaf_index(&metadata, id_column).ok_or_else(|| Error::ColumnNotFound {
+        column: id_column.to_owned(),
+        available: format!(
+            "'{}' has no top-level leaf column of that name",
+            path.display()
+        ),
+    })?;
+    let reader = |row_group: usize, projection: Option<ProjectionMask>| {
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            file.try_clone()
+                .map_err(|e| Error::io("reading", path, e))?,
+            metadata.clone(),
+        )
+        .with_row_groups(vec![row_group])
+        .with_batch_size(BATCH_ROWS);
+        if let Some(projection) = projection {
+            builder = builder.with_projection(projection);
+        }
+        Ok::<_, Error>(builder)
+    };
     let mut output = AtomicFile::create(path)?;
     let mut rows_removed = 0u64;
     {
-        let mut writer = ArrowWriter::try_new(output.file_mut(), schema, Some(properties.build()))?;
+        let writer = ArrowWriter::try_new(
+            output.file_mut(),
+            std::sync::Arc::clone(&schema),
+            Some(properties.build()),
+        )?;
+        let (mut writer, factory) = writer.into_serialized_writer()?;
+        let mut row_groups_written = 0usize;
         for row_group in 0..row_groups {
             control.check()?;
-            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                file.try_clone()
-                    .map_err(|e| Error::io("reading", path, e))?,
-                metadata.clone(),
-            )
-            .with_row_groups(vec![row_group])
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(|e| in_file(e.into(), path))?;
-            for batch in reader {
+            // Read the id column alone first: most row groups of an affected file hold no match
+            // and are then copied as they are, without decoding the other columns.
+            let id_only =
+                ProjectionMask::leaves(parquet_metadata.file_metadata().schema_descr(), [id_leaf]);
+            let mut matches = 0usize;
+            for batch in reader(row_group, Some(id_only))?
+                .build()
+                .map_err(|e| in_file(e.into(), path))?
+            {
+                let batch = batch.map_err(|e| in_file(e.into(), path))?;
+                matches += needles.matches(batch.column(0))?.true_count();
+            }
+            if matches == 0 {
+                let source = parquet_metadata.row_group(row_group);
+                let bloom_filters = reader(row_group, None)?;
+                let mut copy = writer.next_row_group()?;
+                for (leaf, chunk) in source.columns().iter().enumerate() {
+                    copy.append_column(
+                        &file,
+                        ColumnCloseResult {
+                            bytes_written: u64::try_from(chunk.compressed_size()).unwrap_or(0),
+                            rows_written: u64::try_from(source.num_rows()).unwrap_or(0),
+                            metadata: chunk.clone(),
+                            bloom_filter: bloom_filters
+                                .get_row_group_column_bloom_filter(row_group, leaf)
+                                .ok()
+                                .flatten(),
+                            column_index: column_indexes
+                                .filter(|_| has_page_index)
+                                .and_then(|groups| groups.get(row_group)?.get(leaf).cloned()),
+                            offset_index: offset_indexes
+                                .filter(|_| has_page_index)
+                                .and_then(|groups| groups.get(row_group)?.get(leaf).cloned()),
+                        },
+                    )?;
+                }
+                copy.close()?;
+                row_groups_written += 1;
+                continue;
+            }
+            let mut columns = factory.create_column_writers(row_groups_written)?;
+            let mut kept_rows = 0usize;
+            for batch in reader(row_group, None)?
+                .build()
+                .map_err(|e| in_file(e.into(), path))?
+            {
                 let batch: RecordBatch = batch.map_err(|e| in_file(e.into(), path))?;
                 let matched = needles.matches(batch.column(id_index))?;
-                let removed = matched.true_count();
-                if removed == 0 {
-                    writer.write(&batch)?;
-                    continue;
-                }
-                rows_removed += removed as u64;
+                rows_removed += matched.true_count() as u64;
                 let keep: BooleanArray = matched.iter().map(|m| m.map(|m| !m)).collect();
                 let kept = arrow_select::filter::filter_record_batch(&batch, &keep)?;
-                if kept.num_rows() > 0 {
-                    writer.write(&kept)?;
+                if kept.num_rows() == 0 {
+                    continue;
+                }
+                kept_rows += kept.num_rows();
+                let mut next = columns.iter_mut();
+                for (field, column) in schema.fields().iter().zip(kept.columns()) {
+                    for leaf in compute_leaves(field, column)? {
+                        next.next()
+                            .ok_or_else(|| {
+                                Error::invalid_data(None, "more leaf columns than the schema has")
+                            })?
+                            .write(&leaf)?;
+                    }
                 }
             }
-            writer.flush()?;
+            if kept_rows == 0 {
+                continue; // every row of this row group belonged to the subjects
+            }
+            let mut encoded = writer.next_row_group()?;
+            for column in columns {
+                column.close()?.append_to_row_group(&mut encoded)?;
+            }
+            encoded.close()?;
+            row_groups_written += 1;
         }
         writer.close()?;
     }

@@ -280,3 +280,87 @@ fn shredding_makes_values_unreadable_and_is_in_the_receipt() {
         Err(Error::Forgotten { .. })
     ));
 }
+
+/// The bytes of every column chunk of row group `index`.
+fn chunk_bytes(path: &Path, index: usize) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = std::fs::File::open(path).unwrap();
+    let metadata = ::parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
+        .unwrap();
+    metadata
+        .row_group(index)
+        .columns()
+        .iter()
+        .map(|c| {
+            let (start, length) = c.byte_range();
+            bytes[start as usize..(start + length) as usize].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn row_groups_without_a_match_are_copied_byte_for_byte_with_their_bloom_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = LocalKeyring::open(dir.path().join("keys")).unwrap();
+    let path = dir.path().join("a.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("patient_id", DataType::Utf8, true),
+        Field::new("value", DataType::Int64, false),
+    ]));
+    let properties = ::parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(3))
+        .set_column_bloom_filter_enabled("patient_id".into(), true)
+        .build();
+    let mut writer = ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        Arc::clone(&schema),
+        Some(properties),
+    )
+    .unwrap();
+    let ids = [
+        "a", "b", "c", "d", "gone", "e", "gone", "gone", "gone", "f", "g", "h",
+    ];
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(ids.to_vec())),
+            Arc::new(Int64Array::from((0..12).collect::<Vec<i64>>())),
+        ],
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let before: Vec<_> = (0..4).map(|i| chunk_bytes(&path, i)).collect();
+
+    let receipt = forget(
+        &["gone".into()],
+        &raw(&path),
+        &keyring,
+        &ForgetOptions::default(),
+        &RunControl::new(),
+    )
+    .unwrap();
+    assert_eq!(receipt.rows_removed, 4);
+    assert_eq!(ids_in(&path), ["a", "b", "c", "d", "e", "f", "g", "h"]);
+    // Row group 2 held only the subject and is gone; 0 and 3 are copied as they were.
+    let file = std::fs::File::open(&path).unwrap();
+    let builder =
+        ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    assert_eq!(builder.metadata().num_row_groups(), 3);
+    assert_eq!(chunk_bytes(&path, 0), before[0]);
+    assert_eq!(chunk_bytes(&path, 2), before[3]);
+    assert_ne!(chunk_bytes(&path, 1), before[1]);
+    for row_group in 0..3 {
+        let filter = builder
+            .get_row_group_column_bloom_filter(row_group, 0)
+            .unwrap()
+            .expect("the id column keeps its bloom filter");
+        assert!(!filter.check(&"gone"));
+    }
+    let filter = builder
+        .get_row_group_column_bloom_filter(2, 0)
+        .unwrap()
+        .unwrap();
+    assert!(filter.check(&"h"));
+}

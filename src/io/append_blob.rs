@@ -218,8 +218,18 @@ impl AppendBlob {
 
     /// The bytes `start..end` (`end` `None`: to the blob's end).
     pub fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<u8>> {
+        Ok(self.read_existing(start, end)?.unwrap_or_default())
+    }
+
+    /// The whole blob, or `None` when it does not exist.
+    pub fn read_if_exists(&self) -> Result<Option<Vec<u8>>> {
+        self.read_existing(0, None)
+    }
+
+    /// The bytes `start..end`, or `None` when the blob does not exist.
+    fn read_existing(&self, start: u64, end: Option<u64>) -> Result<Option<Vec<u8>>> {
         if end.is_some_and(|end| end <= start) {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         let range = match end {
             Some(end) => format!("bytes={start}-{}", end - 1),
@@ -233,16 +243,18 @@ impl AppendBlob {
             Vec::new(),
         )?;
         match answer.status {
-            206 => Ok(answer.body),
+            206 => Ok(Some(answer.body)),
             // The whole blob (a service that ignored the range): keep the part asked for.
-            200 => Ok(answer
-                .body
-                .get(usize::try_from(start).unwrap_or(usize::MAX)..)
-                .unwrap_or_default()
-                .to_vec()),
-            // Nothing there yet: no blob, or an empty range past its end.
-            404 if answer.code == "BlobNotFound" => Ok(Vec::new()),
-            416 => Ok(Vec::new()),
+            200 => Ok(Some(
+                answer
+                    .body
+                    .get(usize::try_from(start).unwrap_or(usize::MAX)..)
+                    .unwrap_or_default()
+                    .to_vec(),
+            )),
+            404 if answer.code == "BlobNotFound" => Ok(None),
+            // An empty range past the end (an empty blob included).
+            416 => Ok(Some(Vec::new())),
             _ => Err(http_error("reading", &self.url, &answer)),
         }
     }
@@ -251,6 +263,17 @@ impl AppendBlob {
     /// it is not (another writer appended first: nothing was written). Creates the blob on
     /// first use.
     pub fn append_at(&self, offset: u64, data: &[u8]) -> Result<bool> {
+        self.append_block(Some(offset), data)
+    }
+
+    /// Append `data` as one block wherever the blob ends (for lines that stand alone, such as
+    /// signed checkpoints; the block still lands whole). Creates the blob on first use.
+    pub fn append(&self, data: &[u8]) -> Result<()> {
+        // Without a position condition the service has no reason to refuse with 412.
+        self.append_block(None, data).map(|_| ())
+    }
+
+    fn append_block(&self, offset: Option<u64>, data: &[u8]) -> Result<bool> {
         if data.is_empty() || data.len() > MAX_APPEND_BYTES {
             return Err(Error::InvalidArgument {
                 name: "data",
@@ -262,7 +285,10 @@ impl AppendBlob {
                 "appending to",
                 http::Method::PUT,
                 Some("comp=appendblock"),
-                &[("x-ms-blob-condition-appendpos", offset.to_string())],
+                &offset
+                    .map(|offset| ("x-ms-blob-condition-appendpos", offset.to_string()))
+                    .into_iter()
+                    .collect::<Vec<_>>(),
                 data.to_vec(),
             )?;
             match answer.status {

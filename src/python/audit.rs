@@ -7,7 +7,9 @@ use pyo3::types::PyDict;
 
 use super::blob::storage_options_from;
 use super::keys::PyLocalKeyring;
-use crate::audit::{AuditEvent, AuditLog, AuditOptions, InclusionProof, Outcome, VerifyReport};
+use crate::audit::{
+    AuditEvent, AuditLog, AuditOptions, InclusionProof, Outcome, VerifyReport, Witness,
+};
 use crate::error::Error;
 use crate::io::append_blob::AppendBlob;
 use crate::keys::LocalKeyring;
@@ -282,19 +284,24 @@ pub(crate) fn verify_audit_log(
     storage_options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyAuditReport> {
     let location = path.to_string_lossy().into_owned();
+    let storage = storage_options_from(storage_options)?;
+    let witness = match witness {
+        Some(witness) => Some(Witness::open(&witness.to_string_lossy(), &storage)?),
+        None => None,
+    };
     let report = if crate::io::blob::is_blob_url(&location) {
-        let blob = AppendBlob::open(&location, &storage_options_from(storage_options)?)?;
+        let blob = AppendBlob::open(&location, &storage)?;
         py.detach(|| {
             let data = blob.read_from(0)?;
             crate::audit::verify_reader(
                 &path,
                 data.as_slice(),
-                witness.as_deref(),
+                witness.as_ref(),
                 public_key.as_deref(),
             )
         })?
     } else {
-        py.detach(|| crate::audit::verify(&path, witness.as_deref(), public_key.as_deref()))?
+        py.detach(|| crate::audit::verify(&path, witness.as_ref(), public_key.as_deref()))?
     };
     Ok(report.into())
 }

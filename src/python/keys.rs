@@ -87,8 +87,8 @@ impl PyLocalKeyring {
         // One resolution rule for every operation: the Python helper (log object, path or env).
         let log = py
             .import("amlguard.audit")?
-            .getattr("resolve")?
-            .call1((audit, slf))?;
+            .getattr("ready")?
+            .call1((audit,))?;
         let keyring = &slf.get().inner;
         let previous = keyring
             .versions(name)

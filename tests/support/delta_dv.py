@@ -7,7 +7,8 @@ data file a ``remove`` of it and an ``add`` of the same file with a deletion vec
 just as a Spark ``DELETE`` with deletion vectors enabled commits. The vector is a
 RoaringBitmapArray (magic 1681511377, then the portable 64-bit Roaring format), stored inline
 (``storageType`` ``i``, Z85 text in the log) or in a ``deletion_vector_<uuid>.bin`` file
-(``storageType`` ``u``: version byte 1, then big-endian size, bitmap and CRC-32).
+(version byte 1, then big-endian size, bitmap and CRC-32) named by its UUID relative to the table
+(``storageType`` ``u``) or by an absolute URI (``storageType`` ``p``).
 """
 
 from __future__ import annotations
@@ -76,16 +77,21 @@ def descriptor(root: Path, rows: list[int], storage: str) -> dict[str, Any]:
             "sizeInBytes": len(data),
             "cardinality": len(rows),
         }
-    if storage != "u":
-        raise ValueError("storage: 'i' (inline) or 'u' (file named by a UUID)")
+    if storage not in ("u", "p"):
+        raise ValueError(
+            "storage: 'i' (inline), 'u' (file named by a UUID) or 'p' (file named by a URI)"
+        )
     name = uuid.uuid4()
     prefix = "dv"
     (root / prefix).mkdir(exist_ok=True)
     framed = bytes([1]) + struct.pack(">I", len(data)) + data + struct.pack(">I", zlib.crc32(data))
-    (root / prefix / f"deletion_vector_{name}.bin").write_bytes(framed)
+    file = root / prefix / f"deletion_vector_{name}.bin"
+    file.write_bytes(framed)
     return {
-        "storageType": "u",
-        "pathOrInlineDv": prefix + z85_encode(name.bytes),
+        "storageType": storage,
+        "pathOrInlineDv": (
+            prefix + z85_encode(name.bytes) if storage == "u" else file.resolve().as_uri()
+        ),
         "offset": 1,
         "sizeInBytes": len(data),
         "cardinality": len(rows),
