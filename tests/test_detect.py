@@ -154,3 +154,26 @@ def test_scan_command(tmp_path: Path, people: pa.Table) -> None:
     report = json.loads(result.stdout)
     assert report["rows_scanned"] == 500
     assert any(c["column"] == "ssn" for c in report["columns"])
+
+
+def test_detect_numbers_rows_across_chunks_of_a_column() -> None:
+    values = [
+        "mail ana@example.com",
+        None,
+        "",
+        "card 4111 1111 1111 1111",
+        "call +44 20 7946 0958",
+    ] * 9000
+    whole = pa.array(values, pa.string())
+    # Uneven chunks, one empty, several larger than one work unit of the pool.
+    cuts = [0, 7, 7, 20_000, 41_000, len(values)]
+    chunked = pa.chunked_array([whole.slice(a, b - a) for a, b in zip(cuts, cuts[1:])], pa.string())
+    assert chunked.num_chunks == 5
+    expected = ag.detect(whole, threads=1)
+    got = ag.detect(chunked, threads=2)
+    assert got.num_rows == 3 * 9000
+    assert got.sort_by("row").equals(expected.sort_by("row"))
+    assert set(got.column("row").to_pylist()) == {i for i, v in enumerate(values) if v and v != ""}
+    series = pl.concat([pl.Series("note", c) for c in chunked.chunks], rechunk=False)
+    assert series.n_chunks() >= 4
+    assert ag.detect(series).sort("row").equals(pl.DataFrame(expected.sort_by("row")))

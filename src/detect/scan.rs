@@ -80,19 +80,31 @@ pub fn detect_with(
     detector: &Detector,
     options: &DetectOptions<'_>,
 ) -> Result<RecordBatch> {
-    check_string_array(array)?;
-    let chunks = chunk_ranges(array.len());
-    let run = |&(start, len): &(usize, usize)| -> Result<ChunkFindings> {
+    detect_chunked(&[array], detector, options)
+}
+
+/// [`detect_with`] over the chunks of one column, rows numbered across them: all chunks' row
+/// ranges go to the pool at once, so small chunks keep every worker busy.
+pub fn detect_chunked(
+    arrays: &[&dyn Array],
+    detector: &Detector,
+    options: &DetectOptions<'_>,
+) -> Result<RecordBatch> {
+    let mut chunks: Vec<(usize, usize, usize, u64)> = Vec::new();
+    let mut first_row = options.first_row;
+    for (index, array) in arrays.iter().enumerate() {
+        check_string_array(*array)?;
+        for (start, len) in chunk_ranges(array.len()) {
+            chunks.push((index, start, len, first_row + start as u64));
+        }
+        first_row += array.len() as u64;
+    }
+    let run = |&(index, start, len, row): &(usize, usize, usize, u64)| -> Result<ChunkFindings> {
         if let Some(control) = options.control {
             control.check()?;
         }
-        let slice = array.slice(start, len);
-        let found = detect_chunk(
-            slice.as_ref(),
-            detector,
-            options.first_row + start as u64,
-            options.external,
-        )?;
+        let slice = arrays[index].slice(start, len);
+        let found = detect_chunk(slice.as_ref(), detector, row, options.external)?;
         if let Some(control) = options.control {
             control.add_rows_done(len as u64);
         }

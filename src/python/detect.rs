@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::Array;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use pyo3_arrow::input::AnyArray;
@@ -10,7 +10,7 @@ use pyo3_arrow::PyTable;
 
 use super::run::run_blocking;
 use crate::detect::{
-    detect_schema, detect_with, scan_with, DetectOptions, Detector, ExternalRecognizer,
+    detect_chunked, detect_schema, scan_with, DetectOptions, Detector, ExternalRecognizer,
     ScanOptions, ScanReport, Span,
 };
 use crate::error::{Error, Result};
@@ -91,22 +91,17 @@ pub(crate) fn detect(
     let (chunks, _field) = column.into_chunked_array()?.into_inner();
     let external = external.map(|callable| PythonRecognizer { callable });
     let control = RunControl::new();
-    let batches = run_blocking(py, &control, None, |control| {
-        let mut first_row = 0u64;
-        let mut out: Vec<RecordBatch> = Vec::with_capacity(chunks.len());
-        for chunk in &chunks {
-            let options = DetectOptions {
-                first_row,
-                threads,
-                external: external.as_ref().map(|e| e as &dyn ExternalRecognizer),
-                control: Some(control),
-            };
-            out.push(detect_with(chunk.as_ref(), &detector, &options)?);
-            first_row += chunk.len() as u64;
-        }
-        Ok(out)
+    let batch = run_blocking(py, &control, None, |control| {
+        let options = DetectOptions {
+            first_row: 0,
+            threads,
+            external: external.as_ref().map(|e| e as &dyn ExternalRecognizer),
+            control: Some(control),
+        };
+        let arrays: Vec<&dyn Array> = chunks.iter().map(|chunk| chunk.as_ref()).collect();
+        detect_chunked(&arrays, &detector, &options)
     })?;
-    PyTable::try_new(batches, detect_schema())
+    PyTable::try_new(vec![batch], detect_schema())
 }
 
 /// What a scan found per column; never holds a matched value.
