@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from support.azure_fixtures import ServerCredential
+from support.keyvault_server import KeyVaultServer
 
 
 def patients(rows: int, start: int = 0, seed: int = 0) -> pa.Table:
@@ -365,3 +367,57 @@ def test_sigkill_at_random_moments_leaves_every_file_old_or_new(
         assert _content(p) == new[p.name]
     assert not list(root.glob(".*")) and not list(root.glob("_amlguard*"))
     assert ag.verify_forgotten(victims, [ag.Dataset(root, id_column="patient_id")], keyring=keyring)
+
+
+def test_subject_keys_wrapped_by_an_azure_key_vault_kek(
+    tmp_path: Path, keyring: ag.LocalKeyring, kv: KeyVaultServer
+) -> None:
+    kv.create_key("subject-kek")
+    kv.recoverable_days = 30  # this vault's soft-delete retention
+    vault = ag.AzureKeyVault(kv.url, ServerCredential(kv), ca_bundle=kv.ca_file)
+    store = ag.SubjectKeyStore(keyring, kek=vault.kek("subject-kek"), path=tmp_path / "keys.db")
+    assert store.kek_id.startswith(kv.url) and "/keys/subject-kek/" in store.kek_id
+    table = patients(30)
+    sealed = ag.encrypt_subject_column(table, "diagnosis", "patient_id", store)
+    assert kv.calls["wrapkey"] == 10  # one DEK per subject, each wrapped in the vault
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT subject_index, kek_id FROM subject_keys").fetchall()
+    assert {kek_id for _, kek_id in rows} == {store.kek_id}
+    assert not any("patient-" in index for index, _ in rows)
+    assert ag.decrypt_subject_column(sealed, "diagnosis", store).equals(table)
+
+    data = tmp_path / "data.parquet"
+    pq.write_table(table, data)
+    ds = [ag.Dataset(data, id_column="patient_id")]
+    preview = ag.forget(["patient-000001"], ds, keyring=keyring, subject_keys=store, dry_run=True)
+    assert preview.keys_destroyed[0]["unusable_at"] is None
+    receipt = ag.forget(["patient-000001"], ds, keyring=keyring, subject_keys=store)
+    (destruction,) = receipt.keys_destroyed
+    assert destruction["kek_id"] == store.kek_id
+    assert destruction["unusable_at"] <= destruction["physically_removed_at"]
+    assert destruction["kek_deleted_key_retention"] == {
+        "recovery_level": "Recoverable+Purgeable",
+        "recoverable_days": 30,
+        "source": "provider",
+    }
+    assert "recoverable for 30 days" in destruction["note"]
+    with pytest.raises(ag.ForgottenError):
+        ag.decrypt_subject_column(sealed, "diagnosis", store)
+    # A new store object on the same file: the others still decrypt through the vault.
+    kept = ag.SubjectKeyStore(keyring, kek=vault.kek("subject-kek"), path=tmp_path / "keys.db")
+    opened = ag.decrypt_subject_column(sealed, "diagnosis", kept, on_forgotten="null")
+    assert opened.column("diagnosis").null_count == 3
+
+    # A KEK pinned without reading the key: the documented default is stated as such.
+    version = store.kek_id.rsplit("/", 1)[1]
+    pinned = vault.kek("subject-kek", version=version, algorithm="RSA-OAEP-256")
+    other = ag.SubjectKeyStore(keyring, kek=pinned, path=tmp_path / "other.db")
+    ag.encrypt_subject_column(table, "diagnosis", "patient_id", other)
+    (default,) = ag.forget(
+        ["patient-000002"], ds, keyring=keyring, subject_keys=other
+    ).keys_destroyed
+    assert default["kek_deleted_key_retention"]["recoverable_days"] == 90
+    assert default["kek_deleted_key_retention"]["source"] == "documented-default"
+    assert "documented default" in default["note"]
+    with pytest.raises(TypeError, match="AzureKek"):
+        ag.SubjectKeyStore(keyring, kek=3)  # type: ignore[arg-type]

@@ -409,13 +409,14 @@ def verify_audit_log(
 
 @final
 class SubjectKeyStore:
-    """Per-subject data keys (SQLite, WAL, in the keyring directory) wrapped by the keyring KEK
-    ``kek``: crypto-shredding. ``forget(..., subject_keys=store)`` destroys subjects' keys."""
+    """Per-subject data keys (SQLite, WAL, in the keyring directory) wrapped by ``kek``, a
+    keyring key name (default ``subject-kek``) or an :class:`AzureKek`: crypto-shredding.
+    ``forget(..., subject_keys=store)`` destroys subjects' keys."""
 
     def __new__(
         cls,
         keyring: Optional[LocalKeyring] = None,
-        kek: str = "subject-kek",
+        kek: Optional[Union[str, AzureKek]] = None,
         path: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> SubjectKeyStore: ...
     @property

@@ -105,12 +105,19 @@ class ForgetReceipt:
     started_at: str
     elapsed_seconds: float
     delta_tables: list[dict[str, Any]] = field(default_factory=list)
+    directories_removed: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def files_rewritten(self) -> list[str]:
-        """Paths of the files rewritten."""
+        """Paths of the files rewritten (or removed whole)."""
         return [str(f["path"]) for f in self.files]
+
+    @property
+    def files_removed(self) -> list[str]:
+        """Paths of the files removed whole: those in a subject's hive partition of the id
+        column."""
+        return [str(f["path"]) for f in self.files if f.get("removed")]
 
     @property
     def rows_removed_per_file(self) -> dict[str, int]:

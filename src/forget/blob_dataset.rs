@@ -195,6 +195,7 @@ pub(crate) fn forget_in_blobs(
                 rows_removed: matching,
                 bytes_before: size,
                 bytes_after: 0,
+                removed: false,
             };
             affected.push((blob, etag, change));
         }

@@ -8,7 +8,8 @@
 //! killed run left, carries the finished files into its receipt, and redoes the rest (a file
 //! already rewritten no longer matches, so nothing is removed twice). The journal is deleted
 //! when the run completes. It holds paths, counts and a keyed request fingerprint, never subject
-//! identifiers.
+//! identifiers other than in paths of a tree partitioned by the id column, whose directory names
+//! are identifiers until the run removes them.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -43,6 +44,9 @@ pub enum Entry {
         bytes_before: u64,
         /// Bytes after.
         bytes_after: u64,
+        /// The file was removed whole (a subject's partition of the id column).
+        #[serde(default)]
+        removed: bool,
     },
 }
 

@@ -14,6 +14,12 @@
 //!   are copied byte for byte when their file is rewritten.
 //! - A journal ([`journal`]) makes an interrupted run resumable: re-running the same call after a
 //!   crash completes it, and its receipt includes the files the first attempt finished.
+//! - In a tree hive-partitioned by the id column itself (`patient_id=subject-123/part-0.parquet`),
+//!   files without the column (as pyarrow and Spark write them) take the identifier from the
+//!   percent-decoded directory name ([`partition`]); files that keep it (polars) are matched on
+//!   it, and go whole when all their rows match. A subject's files are removed
+//!   whole (one unlink each, journalled like a rewrite), then the emptied directory, whose name is
+//!   the identifier. The audit record names such paths with the value pseudonymised.
 //! - A file changed by another writer between scan and swap is refused
 //!   ([`Error::ConcurrentModification`]); nothing of theirs is overwritten.
 //! - With a [`SubjectKeyStore`], the subjects' keys are destroyed (crypto-shredding): every
@@ -37,6 +43,7 @@ mod blob_dataset;
 pub mod journal;
 pub mod matcher;
 pub mod parquet;
+pub mod partition;
 pub mod shred;
 
 use std::path::{Path, PathBuf};
@@ -47,7 +54,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 pub use self::matcher::{IdForm, Needles};
-use self::parquet::{rewrite_file, scan_file, FileScan};
+use self::parquet::{remove_whole_file, rewrite_file, scan_file, scan_partition_file, FileScan};
+use self::partition::{id_partition, remove_partition_directory, IdPartition};
 pub use self::shred::{KeyDestruction, OnForgotten, SubjectKeyStore};
 use crate::audit::{now_rfc3339, AuditEvent, AuditLog, Outcome};
 use crate::error::{Error, Result};
@@ -97,8 +105,10 @@ pub struct FileChange {
     pub rows_removed: u64,
     /// Bytes before.
     pub bytes_before: u64,
-    /// Bytes after (0 in a dry run).
+    /// Bytes after (0 in a dry run, and for a removed file).
     pub bytes_after: u64,
+    /// The file was removed whole (it lay in a subject's partition of the id column).
+    pub removed: bool,
 }
 
 /// What [`forget`] did.
@@ -130,6 +140,9 @@ pub struct ForgetReceipt {
     pub bytes_rewritten: u64,
     /// Bytes in all files of the datasets before the run.
     pub bytes_total: u64,
+    /// Subjects' partition directories of the id column removed (or, in a dry run, that
+    /// would be).
+    pub directories_removed: Vec<PathBuf>,
     /// Subject keys destroyed.
     pub keys_destroyed: Vec<KeyDestruction>,
     /// Id of the receipt's record in the audit log.
@@ -199,12 +212,22 @@ pub fn dataset_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Check every file has the id column with a matchable type of one kind.
-fn check_schemas(dataset: &Dataset, files: &[PathBuf]) -> Result<()> {
+/// Check every file has the id column with a matchable type of one kind, or lies in a hive
+/// partition of it; returns that partition for the files without the column.
+fn check_schemas(dataset: &Dataset, files: &[PathBuf]) -> Result<Vec<Option<IdPartition>>> {
     let mut missing = Vec::new();
     let mut kinds: Vec<(bool, &Path)> = Vec::new();
+    let mut partitions = Vec::with_capacity(files.len());
     for file in files {
-        match parquet::id_column_type(file, &dataset.id_column)? {
+        let data_type = parquet::id_column_type(file, &dataset.id_column)?;
+        let partition = data_type
+            .is_none()
+            .then(|| id_partition(&dataset.path, file, &dataset.id_column))
+            .flatten();
+        let from_partition = partition.is_some();
+        partitions.push(partition);
+        match data_type {
+            None if from_partition => {}
             None => missing.push(file.display().to_string()),
             Some(data_type) => {
                 if !Needles::supports(&data_type) {
@@ -248,7 +271,7 @@ fn check_schemas(dataset: &Dataset, files: &[PathBuf]) -> Result<()> {
             ),
         ));
     }
-    Ok(())
+    Ok(partitions)
 }
 
 struct Prepared {
@@ -267,17 +290,29 @@ fn prepare(
     let mut listed = Vec::new();
     for dataset in datasets {
         let files = dataset_files(&dataset.path)?;
-        check_schemas(dataset, &files)?;
+        let partitions = check_schemas(dataset, &files)?;
         let needles = Needles::build(subjects, &dataset.id_form, keys)?;
-        listed.push((dataset.clone(), needles, files));
+        listed.push((dataset.clone(), needles, files, partitions));
     }
     let pool = crate::parallel::pool(threads)?;
     let mut prepared = Vec::new();
-    for (dataset, needles, files) in listed {
+    for (dataset, needles, files, partitions) in listed {
         let scans = pool.install(|| {
             files
                 .par_iter()
-                .map(|file| scan_file(file, &dataset.id_column, &needles, control))
+                .zip(&partitions)
+                .map(|(file, partition)| match partition {
+                    Some(partition) => scan_partition_file(file, partition.matches(&needles)),
+                    None => {
+                        let mut scan = scan_file(file, &dataset.id_column, &needles, control)?;
+                        // Writers that keep the column in the files (polars): a file of a
+                        // subject's partition holding only that subject's rows goes whole too.
+                        scan.whole_file = scan.matching_rows == scan.rows
+                            && id_partition(&dataset.path, file, &dataset.id_column)
+                                .is_some_and(|p| p.matches(&needles));
+                        Ok(scan)
+                    }
+                })
                 .collect::<Result<Vec<_>>>()
         })?;
         prepared.push(Prepared {
@@ -389,13 +424,32 @@ fn forget_inner(
                 rows_removed: s.matching_rows,
                 bytes_before: s.fingerprint.len,
                 bytes_after: 0,
+                removed: s.whole_file,
             }));
+            receipt.directories_removed.extend(subject_partitions(
+                &item.dataset,
+                affected.iter().map(|s| &s.path),
+            ));
             continue;
         }
         // Resume: finish what an interrupted run of the same request started.
         let journal_path = journal::journal_path(&item.dataset.path);
         let mut carried = Vec::new();
         let previous = journal::read(&journal_path)?;
+        // Partition directories to remove: this run's, and those of an interrupted run, whose
+        // files may already be gone.
+        let mut directories = subject_partitions(
+            &item.dataset,
+            affected
+                .iter()
+                .map(|s| &s.path)
+                .chain(previous.iter().flat_map(|e| match e {
+                    journal::Entry::Start { files, .. } => files.as_slice(),
+                    journal::Entry::Done { .. } => &[],
+                })),
+        );
+        directories.sort();
+        directories.dedup();
         let same_request = previous
             .iter()
             .any(|e| matches!(e, journal::Entry::Start { request: r, .. } if *r == request));
@@ -418,6 +472,7 @@ fn forget_inner(
                 rows_removed,
                 bytes_before,
                 bytes_after,
+                removed,
             } = entry
             {
                 receipt.files.push(FileChange {
@@ -426,6 +481,7 @@ fn forget_inner(
                     rows_removed: *rows_removed,
                     bytes_before: *bytes_before,
                     bytes_after: *bytes_after,
+                    removed: *removed,
                 });
             }
         }
@@ -444,13 +500,19 @@ fn forget_inner(
             affected
                 .par_iter()
                 .map(|scan| {
-                    let done = rewrite_file(scan, &item.dataset.id_column, &item.needles, control)?;
+                    control.check()?;
+                    let done = if scan.whole_file {
+                        remove_whole_file(scan)?
+                    } else {
+                        rewrite_file(scan, &item.dataset.id_column, &item.needles, control)?
+                    };
                     let entry = journal::Entry::Done {
                         path: scan.path.clone(),
                         rows_before: done.rows_before,
                         rows_removed: done.rows_removed,
                         bytes_before: done.bytes_before,
                         bytes_after: done.bytes_after,
+                        removed: scan.whole_file,
                     };
                     journal
                         .lock()
@@ -462,12 +524,20 @@ fn forget_inner(
                         rows_removed: done.rows_removed,
                         bytes_before: done.bytes_before,
                         bytes_after: done.bytes_after,
+                        removed: scan.whole_file,
                     })
                 })
                 .collect()
         });
         for result in results {
             receipt.files.push(result?);
+        }
+        // Only after every file of the run is gone: the journal still lists them, so a run
+        // killed here removes the directories when resumed.
+        for directory in directories {
+            if remove_partition_directory(&directory)? {
+                receipt.directories_removed.push(directory);
+            }
         }
         journals.push(journal.into_inner().unwrap_or_else(|p| p.into_inner()));
     }
@@ -488,6 +558,7 @@ fn forget_inner(
         receipt.files.extend(outcome.changes);
     }
     receipt.files.sort_by(|a, b| a.path.cmp(&b.path));
+    receipt.directories_removed.sort();
     receipt.rows_removed = receipt.files.iter().map(|f| f.rows_removed).sum();
     receipt.bytes_rewritten = receipt.files.iter().map(|f| f.bytes_after).sum();
     if let Some(store) = options.subject_keys {
@@ -499,8 +570,18 @@ fn forget_inner(
     }
     receipt.elapsed_seconds = started.elapsed().as_secs_f64();
     if let Some(log) = options.audit {
-        receipt.audit_record_id =
-            Some(log.append(audit_event(&receipt, datasets, keys_used(datasets)))?);
+        let id_columns: Vec<&str> = datasets.iter().map(|d| d.id_column.as_str()).collect();
+        let pseudonym = |value: &str| {
+            log.subject_pseudonym(value)
+                .unwrap_or_else(|_| "[redacted]".to_owned())
+        };
+        let redact = |path: &Path| partition::redact(path, &id_columns, &pseudonym);
+        receipt.audit_record_id = Some(log.append(audit_event(
+            &receipt,
+            datasets,
+            keys_used(datasets),
+            &redact,
+        ))?);
         // Cover the receipt by a signed checkpoint at once, so it can be proven right away.
         log.checkpoint()?;
     }
@@ -520,10 +601,27 @@ fn keys_used(datasets: &[Dataset]) -> Vec<String> {
     keys
 }
 
+/// The partition directories of the id column, named by a subject, that `files` lie in.
+fn subject_partitions<'p>(
+    dataset: &Dataset,
+    files: impl Iterator<Item = &'p PathBuf>,
+) -> Vec<PathBuf> {
+    let mut directories: Vec<PathBuf> = files
+        .filter_map(|file| id_partition(&dataset.path, file, &dataset.id_column))
+        .map(|partition| partition.directory)
+        .collect();
+    directories.sort();
+    directories.dedup();
+    directories
+}
+
+/// The audit record of a receipt; paths go through `redact`, so that a partition directory
+/// named by a subject's identifier appears under the subject's pseudonym.
 fn audit_event(
     receipt: &ForgetReceipt,
     datasets: &[Dataset],
     mut key_ids: Vec<String>,
+    redact: &dyn Fn(&Path) -> String,
 ) -> AuditEvent {
     let mut event = AuditEvent::new(if receipt.dry_run {
         "forget-dry-run"
@@ -531,10 +629,25 @@ fn audit_event(
         "forget"
     });
     event.target.dataset = Some(dataset_names(datasets).join(", "));
-    event.target.paths = receipt
+    event.target.paths = receipt.files.iter().map(|f| redact(&f.path)).collect();
+    let files: Vec<serde_json::Value> = receipt
         .files
         .iter()
-        .map(|f| f.path.display().to_string())
+        .map(|f| {
+            serde_json::json!({
+                "path": redact(&f.path),
+                "rows_before": f.rows_before,
+                "rows_removed": f.rows_removed,
+                "bytes_before": f.bytes_before,
+                "bytes_after": f.bytes_after,
+                "removed": f.removed,
+            })
+        })
+        .collect();
+    let directories_removed: Vec<String> = receipt
+        .directories_removed
+        .iter()
+        .map(|d| redact(d))
         .collect();
     key_ids.extend(receipt.keys_destroyed.iter().map(|k| k.key_handle.clone()));
     event.key_ids = key_ids;
@@ -549,7 +662,8 @@ fn audit_event(
         "files_scanned": receipt.files_scanned,
         "row_groups_skipped": receipt.row_groups_skipped,
         "bytes_total": receipt.bytes_total,
-        "files": receipt.files,
+        "files": files,
+        "directories_removed": directories_removed,
         "keys_destroyed": receipt.keys_destroyed,
     });
     if let serde_json::Value::Object(map) = summary {

@@ -75,6 +75,9 @@ pub struct FileScan {
     pub row_groups_scanned: u64,
     /// Row groups skipped on statistics or bloom filters.
     pub row_groups_skipped: u64,
+    /// Every row belongs to a subject (the file lies in a subject's hive partition of the id
+    /// column): the file is removed rather than rewritten.
+    pub whole_file: bool,
 }
 
 /// The id column's Arrow type in a file, or `None` when the file lacks the column.
@@ -175,6 +178,7 @@ pub fn scan_file(
         matching_rows: 0,
         row_groups_scanned: 0,
         row_groups_skipped: 0,
+        whole_file: false,
     };
     let field_index = metadata
         .schema()
@@ -240,6 +244,52 @@ pub fn scan_file(
         scan.matching_rows += matched.true_count() as u64;
     }
     Ok(scan)
+}
+
+/// Scan a file whose id comes from its hive partition (`matched`: the partition value is a
+/// subject's): only the footer is read.
+pub fn scan_partition_file(path: &Path, matched: bool) -> Result<FileScan> {
+    let fingerprint = Fingerprint::of(path)?;
+    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let metadata = ArrowReaderMetadata::load(&file, Default::default())
+        .map_err(|e| in_file(e.into(), path))?;
+    let rows = u64::try_from(metadata.metadata().file_metadata().num_rows()).unwrap_or(0);
+    Ok(FileScan {
+        path: path.to_path_buf(),
+        fingerprint,
+        rows,
+        matching_rows: if matched { rows } else { 0 },
+        row_groups_scanned: 0,
+        row_groups_skipped: metadata.metadata().num_row_groups() as u64,
+        whole_file: matched,
+    })
+}
+
+/// Remove a file all of whose rows belong to the subjects, unless it changed since it was
+/// scanned. One unlink: the file is there whole or gone.
+pub fn remove_whole_file(scan: &FileScan) -> Result<Rewritten> {
+    let path = &scan.path;
+    let now = Fingerprint::of(path)?;
+    if now != scan.fingerprint {
+        return Err(Error::ConcurrentModification {
+            path: path.clone(),
+            message: format!(
+                "size {} -> {} bytes, or its modification time changed",
+                scan.fingerprint.len, now.len
+            ),
+        });
+    }
+    std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?;
+    if let Some(parent) = path.parent() {
+        // Make the removal durable before the journal records it.
+        let _ = File::open(parent).and_then(|dir| dir.sync_all());
+    }
+    Ok(Rewritten {
+        rows_before: scan.rows,
+        rows_removed: scan.rows,
+        bytes_before: scan.fingerprint.len,
+        bytes_after: 0,
+    })
 }
 
 /// What rewriting one file did.

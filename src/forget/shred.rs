@@ -5,7 +5,9 @@
 //! default at `<keyring>/subject-keys.sqlite` (mode 0600). Each row holds a keyed index of the
 //! subject (HMAC-SHA256 under a subkey of the KEK's keyring key, so the store never holds the
 //! identifier), a random 16-byte key handle, the KEK id, and the AES-256 DEK wrapped by the KEK
-//! (AES-256-KWP for the local keyring). Destroying a subject's key deletes the wrapped DEK and
+//! (AES-256-KWP for the local keyring; RSA-OAEP-256 or A256KW in Azure Key Vault with
+//! [`SubjectKeyStore::open_with_kek`], where the subject index key is then a keyring key of its
+//! own, `subject-key-index`). Destroying a subject's key deletes the wrapped DEK and
 //! keeps a tombstone (handle and time), so that decrypting later says "forgotten" rather than
 //! "unknown key"; then the WAL is checkpointed and truncated and the database VACUUMed, so the
 //! wrapped bytes are gone from the live files.
@@ -44,7 +46,7 @@ use zeroize::Zeroizing;
 
 use crate::audit::now_rfc3339;
 use crate::error::{Error, Result};
-use crate::keys::{KeyEncryptionKey, LocalKek, LocalKeyring};
+use crate::keys::{DeletedKeyRetention, KeyEncryptionKey, LocalKeyring};
 
 /// Format byte of a subject-encrypted value.
 const VALUE_FORMAT: u8 = 1;
@@ -67,6 +69,9 @@ pub struct KeyDestruction {
     /// When the wrapped key was gone from the live store files (secure_delete, WAL truncated,
     /// VACUUM).
     pub physically_removed_at: Option<String>,
+    /// How long the KEK's provider keeps the KEK recoverable once it is deleted (Key Vault soft
+    /// delete); until then earlier copies of the store file stay decryptable with it.
+    pub kek_deleted_key_retention: Option<DeletedKeyRetention>,
     /// What may still hold a copy.
     pub note: String,
 }
@@ -98,7 +103,7 @@ impl OnForgotten {
 pub struct SubjectKeyStore {
     path: PathBuf,
     connection: Mutex<Connection>,
-    kek: LocalKek,
+    kek: Arc<dyn KeyEncryptionKey>,
     index_key: Zeroizing<[u8; 32]>,
 }
 
@@ -136,6 +141,34 @@ impl SubjectKeyStore {
         keyring.ensure_key(kek_name)?;
         let kek = keyring.kek(kek_name)?;
         let index_key = keyring.key(kek_name)?.derive::<32>("subject-key-index");
+        Self::open_store(path, Arc::new(kek), index_key)
+    }
+
+    /// Open (creating on first use) a store whose subject keys are wrapped by `kek`, e.g. an
+    /// Azure Key Vault key. The keyed subject index uses the keyring key `subject-key-index`
+    /// (created if needed), so the store never holds identifiers; `path` defaults to
+    /// `<keyring>/subject-keys.sqlite`.
+    pub fn open_with_kek(
+        keyring: &LocalKeyring,
+        kek: Arc<dyn KeyEncryptionKey>,
+        path: Option<&Path>,
+    ) -> Result<Self> {
+        let path = path.map_or_else(
+            || keyring.path().join("subject-keys.sqlite"),
+            Path::to_path_buf,
+        );
+        keyring.ensure_key("subject-key-index")?;
+        let index_key = keyring
+            .key("subject-key-index")?
+            .derive::<32>("subject-key-index");
+        Self::open_store(path, kek, index_key)
+    }
+
+    fn open_store(
+        path: PathBuf,
+        kek: Arc<dyn KeyEncryptionKey>,
+        index_key: Zeroizing<[u8; 32]>,
+    ) -> Result<Self> {
         let connection = Connection::open(&path).map_err(|e| sql_error(&path, e))?;
         #[cfg(unix)]
         {
@@ -265,11 +298,20 @@ impl SubjectKeyStore {
     }
 
     fn destruction_note(&self) -> String {
-        format!(
+        let mut note = format!(
             "the wrapped key was deleted from '{}' (SQLite secure_delete overwrote it, the WAL was checkpointed and truncated, the database was VACUUMed); copies of that file made earlier (backups, snapshots) still hold it wrapped under KEK '{}': expire them, or rotate the KEK and destroy its old versions; flash storage may keep old blocks until they are reused",
             self.path.display(),
             self.kek.key_id()
-        )
+        );
+        if let Some(retention) = self.kek.deleted_key_retention() {
+            note.push_str(&format!(
+                "; the KEK's provider keeps a deleted KEK recoverable for {} days (recovery level {}, {}), so such copies become unreadable only once the KEK is deleted and then purged or those days have passed",
+                retention.recoverable_days,
+                retention.recovery_level,
+                if retention.source == "provider" { "as the vault reports" } else { "the documented default; the vault did not report it" },
+            ));
+        }
+        note
     }
 
     /// The keys [`destroy`](Self::destroy) would destroy, without destroying them.
@@ -292,6 +334,7 @@ impl SubjectKeyStore {
                     kek_id,
                     unusable_at: None,
                     physically_removed_at: None,
+                    kek_deleted_key_retention: self.kek.deleted_key_retention(),
                     note: "dry run: not destroyed".into(),
                 });
             }
@@ -338,6 +381,7 @@ impl SubjectKeyStore {
             .map_err(|e| sql_error(&self.path, e))?;
         let removed_at = now_rfc3339();
         let note = self.destruction_note();
+        let retention = self.kek.deleted_key_retention();
         Ok(destroyed
             .into_iter()
             .map(|(key_handle, kek_id)| KeyDestruction {
@@ -345,6 +389,7 @@ impl SubjectKeyStore {
                 kek_id,
                 unusable_at: Some(unusable_at.clone()),
                 physically_removed_at: Some(removed_at.clone()),
+                kek_deleted_key_retention: retention.clone(),
                 note: note.clone(),
             })
             .collect())

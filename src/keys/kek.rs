@@ -76,6 +76,13 @@ pub trait KeyEncryptionKey: Send + Sync {
     /// may name an older version than [`key_id`](Self::key_id)).
     fn unwrap(&self, wrapped: &[u8], key_id: &str) -> Result<Zeroizing<Vec<u8>>>;
 
+    /// How the provider keeps this key after it is deleted (Key Vault soft delete), so that
+    /// data keys wrapped under it stay recoverable that long; `None` when a deleted key is gone
+    /// at once (the local keyring: its key file is removed).
+    fn deleted_key_retention(&self) -> Option<DeletedKeyRetention> {
+        None
+    }
+
     /// Unwrap a data key recorded in a header under `key_id` with `wrap_algorithm`. Providers
     /// whose keys serve several algorithms (Key Vault RSA keys: RSA-OAEP and RSA-OAEP-256)
     /// use the recorded one; the default ignores it and calls [`unwrap`](Self::unwrap).
@@ -88,6 +95,18 @@ pub trait KeyEncryptionKey: Send + Sync {
         let _ = wrap_algorithm;
         self.unwrap(wrapped, key_id)
     }
+}
+
+/// How long a provider keeps a deleted key recoverable.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeletedKeyRetention {
+    /// The provider's recovery level (Key Vault `recoveryLevel`, e.g. `Recoverable+Purgeable`).
+    pub recovery_level: String,
+    /// Days a deleted key stays recoverable (Key Vault `recoverableDays`, 7-90).
+    pub recoverable_days: u32,
+    /// Whether the figures were read from the provider (`provider`) or are its documented
+    /// default (`documented-default`).
+    pub source: String,
 }
 
 /// The local keyring's KEK: AES-256-KWP under a `kek-wrap` subkey of one keyring key.
@@ -432,6 +451,9 @@ impl<K: KeyEncryptionKey> KeyEncryptionKey for CachingKek<K> {
     }
     fn accepts(&self, key_id: &str) -> bool {
         self.inner.accepts(key_id)
+    }
+    fn deleted_key_retention(&self) -> Option<DeletedKeyRetention> {
+        self.inner.deleted_key_retention()
     }
     fn wrap(&self, dek: &[u8]) -> Result<Vec<u8>> {
         self.inner.wrap(dek)

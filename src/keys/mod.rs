@@ -21,7 +21,8 @@ mod keyring;
 
 pub use azure::{AzureKek, AzureKeyVault, AzureKeyVaultOptions, KeyWrapAlgorithm};
 pub use kek::{
-    CachingKek, DekCache, DekCacheLimits, KeyEncryptionKey, LocalKek, AES_256_KWP, LOCAL_PROVIDER,
+    CachingKek, DekCache, DekCacheLimits, DeletedKeyRetention, KeyEncryptionKey, LocalKek,
+    AES_256_KWP, LOCAL_PROVIDER,
 };
 pub(crate) use keyring::parse_key_reference;
 pub use keyring::{KeyId, LocalKeyring};

@@ -10,6 +10,7 @@ use pyo3_arrow::PyTable;
 use pyo3::types::PyDict;
 
 use super::audit::PyAuditLog;
+use super::azure::PyAzureKek;
 use super::blob::storage_options_from;
 use super::keys::PyLocalKeyring;
 use super::run::run_blocking;
@@ -144,16 +145,32 @@ pub(crate) struct PySubjectKeyStore {
 #[pymethods]
 impl PySubjectKeyStore {
     #[new]
-    #[pyo3(signature = (keyring=None, kek="subject-kek", path=None))]
+    #[pyo3(signature = (keyring=None, kek=None, path=None))]
     fn new(
         keyring: Option<&Bound<'_, PyLocalKeyring>>,
-        kek: &str,
+        kek: Option<&Bound<'_, PyAny>>,
         path: Option<PathBuf>,
     ) -> PyResult<Self> {
         let keyring = keyring_or_default(keyring)?;
-        Ok(Self {
-            inner: SubjectKeyStore::open(&keyring, kek, path.as_deref())?,
-        })
+        let inner = match kek {
+            None => SubjectKeyStore::open(&keyring, "subject-kek", path.as_deref())?,
+            Some(kek) => match kek.extract::<String>() {
+                Ok(name) => SubjectKeyStore::open(&keyring, &name, path.as_deref())?,
+                Err(_) => {
+                    let kek = kek.cast::<PyAzureKek>().map_err(|_| {
+                        pyo3::exceptions::PyTypeError::new_err(
+                            "kek must be a keyring key name or an AzureKek",
+                        )
+                    })?;
+                    SubjectKeyStore::open_with_kek(
+                        &keyring,
+                        kek.get().inner.clone(),
+                        path.as_deref(),
+                    )?
+                }
+            },
+        };
+        Ok(Self { inner })
     }
 
     /// The store file.

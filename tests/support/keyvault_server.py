@@ -193,6 +193,8 @@ class KeyVaultServer:
         # A service principal (client-credential flow) and a managed identity.
         self.client_id = str(uuid.uuid4())
         self.client_secret = secrets.token_urlsafe(24)
+        # Soft-delete retention the vault reports in key attributes (set per vault, 7-90 days).
+        self.recoverable_days = 90
         self.managed_identity_client_id = str(uuid.uuid4())
         self.identity_header = secrets.token_urlsafe(16)
         # The federated token a Kubernetes workload identity would find in its token file.
@@ -280,6 +282,7 @@ class KeyVaultServer:
             self.rate_limit = None
             self.denied.clear()
             self.delay_seconds = 0.0
+            self.recoverable_days = 90
 
     def reset_counts(self) -> None:
         with self.lock:
@@ -339,7 +342,7 @@ class KeyVaultServer:
                 "created": version.created,
                 "updated": version.created,
                 "recoveryLevel": "Recoverable+Purgeable",
-                "recoverableDays": 90,
+                "recoverableDays": self.recoverable_days,
                 "exportable": False,
             },
             "tags": {},

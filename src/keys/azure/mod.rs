@@ -53,7 +53,7 @@ pub use credential::{
 };
 pub use retry::{RetryLimits, RetryStats};
 
-use super::kek::{DekCache, DekCacheLimits, KeyEncryptionKey};
+use super::kek::{DekCache, DekCacheLimits, DeletedKeyRetention, KeyEncryptionKey};
 use crate::error::{Error, Result};
 use crate::parallel::block_on;
 
@@ -524,6 +524,7 @@ impl AzureKeyVault {
                 name: name.to_owned(),
                 version: version.to_owned(),
                 algorithm,
+                retention: None,
             });
         }
         let options = KeyClientGetKeyOptions {
@@ -595,12 +596,20 @@ impl AzureKeyVault {
                 }
             }
         }
+        let retention = key.attributes.as_ref().and_then(|attributes| {
+            Some(DeletedKeyRetention {
+                recovery_level: attributes.recovery_level.as_ref()?.to_string(),
+                recoverable_days: u32::try_from(attributes.recoverable_days?).ok()?,
+                source: "provider".into(),
+            })
+        });
         Ok(AzureKek {
             vault: self.vault.clone(),
             key_id,
             name: parts.name,
             version: parts.version,
             algorithm,
+            retention,
         })
     }
 }
@@ -612,6 +621,8 @@ pub struct AzureKek {
     name: String,
     version: String,
     algorithm: KeyWrapAlgorithm,
+    /// Soft-delete retention as the vault reported it when the key was read.
+    retention: Option<DeletedKeyRetention>,
 }
 
 impl std::fmt::Debug for AzureKek {
@@ -693,6 +704,20 @@ impl KeyEncryptionKey for AzureKek {
 
     fn provider(&self) -> &str {
         AZURE_KEY_VAULT_PROVIDER
+    }
+
+    fn deleted_key_retention(&self) -> Option<DeletedKeyRetention> {
+        // Soft delete is on in every vault and cannot be turned off; retention is 7-90 days,
+        // 90 unless set when the vault was created.
+        Some(
+            self.retention
+                .clone()
+                .unwrap_or_else(|| DeletedKeyRetention {
+                    recovery_level: "Recoverable+Purgeable".into(),
+                    recoverable_days: 90,
+                    source: "documented-default".into(),
+                }),
+        )
     }
 
     fn wrap_algorithm(&self) -> &str {
