@@ -265,20 +265,26 @@ pub fn scan_partition_file(path: &Path, matched: bool) -> Result<FileScan> {
     })
 }
 
-/// Remove a file all of whose rows belong to the subjects, unless it changed since it was
-/// scanned. One unlink: the file is there whole or gone.
-pub fn remove_whole_file(scan: &FileScan) -> Result<Rewritten> {
-    let path = &scan.path;
-    let now = Fingerprint::of(path)?;
+/// `ConcurrentModification` when the scanned file's size or modification time changed since.
+fn unchanged_since_scan(scan: &FileScan) -> Result<()> {
+    let now = Fingerprint::of(&scan.path)?;
     if now != scan.fingerprint {
         return Err(Error::ConcurrentModification {
-            path: path.clone(),
+            path: scan.path.clone(),
             message: format!(
                 "size {} -> {} bytes, or its modification time changed",
                 scan.fingerprint.len, now.len
             ),
         });
     }
+    Ok(())
+}
+
+/// Remove a file all of whose rows belong to the subjects, unless it changed since it was
+/// scanned. One unlink: the file is there whole or gone.
+pub fn remove_whole_file(scan: &FileScan) -> Result<Rewritten> {
+    let path = &scan.path;
+    unchanged_since_scan(scan)?;
     std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?;
     if let Some(parent) = path.parent() {
         // Make the removal durable before the journal records it.
@@ -479,16 +485,7 @@ pub fn rewrite_file(
     }
     // The last moment before the swap: if someone else wrote the file since the scan, keep
     // theirs and drop ours (the temporary file is removed when `output` is dropped).
-    let now = Fingerprint::of(path)?;
-    if now != scan.fingerprint {
-        return Err(Error::ConcurrentModification {
-            path: path.clone(),
-            message: format!(
-                "size {} -> {} bytes, or its modification time changed",
-                scan.fingerprint.len, now.len
-            ),
-        });
-    }
+    unchanged_since_scan(scan)?;
     let bytes_after = output.commit()?;
     Ok(Rewritten {
         rows_before: scan.rows,
