@@ -264,6 +264,32 @@ fn chunks(batches: &[RecordBatch], plans: usize) -> Vec<(usize, usize, usize, us
 }
 
 /// Put per-chunk arrays back into batches (chunks come in batch, plan, row order).
+/// Run `one` on every (batch, column plan, row range) chunk in the pool, with cancellation
+/// and progress, and put the results back into batches of `schema`.
+fn run_chunks(
+    batches: &[RecordBatch],
+    schema: &SchemaRef,
+    plans: &[ColumnPlan],
+    threads: Option<usize>,
+    control: &RunControl,
+    one: impl Fn(&RecordBatch, &ColumnPlan, usize, usize) -> Result<ArrayRef> + Sync,
+) -> Result<Vec<RecordBatch>> {
+    let work = chunks(batches, plans.len());
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    control.set_rows_total(rows * plans.len() as u64);
+    let arrays = crate::parallel::pool(threads)?.install(|| {
+        work.par_iter()
+            .map(|&(b, p, start, len)| {
+                control.check()?;
+                let array = one(&batches[b], &plans[p], start, len)?;
+                control.add_rows_done(len as u64);
+                Ok(array)
+            })
+            .collect::<Result<Vec<ArrayRef>>>()
+    })?;
+    assemble(batches, schema, plans, &work, arrays)
+}
+
 fn assemble(
     batches: &[RecordBatch],
     schema: &SchemaRef,
@@ -428,50 +454,45 @@ pub fn encrypt_columns(
             .map(|(subject, (handle, _))| (subject.as_str(), *handle))
             .collect::<HashMap<&str, [u8; HANDLE_LEN]>>()
     });
-    let work = chunks(batches, plans.len());
-    control.set_rows_total(rows * plans.len() as u64);
-    let pool = crate::parallel::pool(options.threads)?;
-    let arrays = pool.install(|| {
-        work.par_iter()
-            .map(|&(b, p, start, len)| {
-                control.check()?;
-                let plan = &plans[p];
-                let batch = &batches[b];
-                let mut values = batch.column(plan.index).slice(start, len);
-                if values.data_type() != &plan.original_type {
-                    values = arrow_cast::cast(&values, &plan.original_type)?;
+    let out = run_chunks(
+        batches,
+        &new_schema,
+        &plans,
+        options.threads,
+        control,
+        |batch, plan, start, len| {
+            let mut values = batch.column(plan.index).slice(start, len);
+            if values.data_type() != &plan.original_type {
+                values = arrow_cast::cast(&values, &plan.original_type)?;
+            }
+            let array = match (&plan.key, subject_index, &subject_handles) {
+                (ColumnKey::Column(key), _, _) => {
+                    encrypt_chunk(&values, &plan.name, key, &plan.aad)?
                 }
-                let array = match (&plan.key, subject_index, &subject_handles) {
-                    (ColumnKey::Column(key), _, _) => {
-                        encrypt_chunk(&values, &plan.name, key, &plan.aad)?
-                    }
-                    (ColumnKey::Subjects(keys), Some(subject_index), Some(handles)) => {
-                        let subjects = arrow_cast::cast(
-                            &batch.column(subject_index).slice(start, len),
-                            &DataType::Utf8,
-                        )?;
-                        encrypt_subject_chunk(
-                            &values,
-                            subjects.as_string::<i32>(),
-                            plan,
-                            keys,
-                            handles,
-                            options.subject.map_or("", |s| s.column),
-                        )?
-                    }
-                    _ => {
-                        return Err(Error::invalid_data(
-                            Some(&plan.name),
-                            "no key for the column",
-                        ))
-                    }
-                };
-                control.add_rows_done(len as u64);
-                Ok(array)
-            })
-            .collect::<Result<Vec<ArrayRef>>>()
-    })?;
-    let out = assemble(batches, &new_schema, &plans, &work, arrays)?;
+                (ColumnKey::Subjects(keys), Some(subject_index), Some(handles)) => {
+                    let subjects = arrow_cast::cast(
+                        &batch.column(subject_index).slice(start, len),
+                        &DataType::Utf8,
+                    )?;
+                    encrypt_subject_chunk(
+                        &values,
+                        subjects.as_string::<i32>(),
+                        plan,
+                        keys,
+                        handles,
+                        options.subject.map_or("", |s| s.column),
+                    )?
+                }
+                _ => {
+                    return Err(Error::invalid_data(
+                        Some(&plan.name),
+                        "no key for the column",
+                    ))
+                }
+            };
+            Ok(array)
+        },
+    )?;
     Ok((out, new_schema))
 }
 
@@ -772,23 +793,17 @@ pub fn decrypt_columns(
         return Ok((batches.to_vec(), Arc::clone(schema)));
     }
     let new_schema = replace_fields(schema, &new_fields);
-    let work = chunks(batches, plans.len());
-    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    control.set_rows_total(rows * plans.len() as u64);
-    let pool = crate::parallel::pool(options.threads)?;
-    let arrays = pool.install(|| {
-        work.par_iter()
-            .map(|&(b, p, start, len)| {
-                control.check()?;
-                let plan = &plans[p];
-                let sealed = batches[b].column(plan.index).slice(start, len);
-                let array = decrypt_chunk(&sealed, plan, options.on_error)?;
-                control.add_rows_done(len as u64);
-                Ok(array)
-            })
-            .collect::<Result<Vec<ArrayRef>>>()
-    })?;
-    let out = assemble(batches, &new_schema, &plans, &work, arrays)?;
+    let out = run_chunks(
+        batches,
+        &new_schema,
+        &plans,
+        options.threads,
+        control,
+        |batch, plan, start, len| {
+            let sealed = batch.column(plan.index).slice(start, len);
+            decrypt_chunk(&sealed, plan, options.on_error)
+        },
+    )?;
     Ok((out, new_schema))
 }
 
