@@ -89,6 +89,15 @@ pub struct Scratch {
     finder: Option<FinderScratch>,
 }
 
+/// How exact findings' scores must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scores {
+    /// Base or validator score, plus the context boost where a context word is near.
+    Exact,
+    /// Only known to reach the detector's minimum.
+    AtLeastMinimum,
+}
+
 /// Compiled recognizers, ready to scan text. Cheap to share between threads (`Sync`).
 pub struct Detector {
     regex: Regex,
@@ -258,6 +267,24 @@ impl Detector {
 
     /// Replace `out` with the findings in `text`, sorted by start, non-overlapping.
     pub fn find_into(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<Finding>) {
+        self.find_scored(text, scratch, out, Scores::Exact);
+    }
+
+    /// The same findings as [`Detector::find_into`] (same spans, same entities), for callers
+    /// that only need to know a finding reaches the detector's minimum score (redaction,
+    /// counting): context words are looked for only where they decide whether a match is kept,
+    /// so a score may be below the one [`Detector::find_into`] reports, never below the minimum.
+    pub fn spans_into(&self, text: &str, scratch: &mut Scratch, out: &mut Vec<Finding>) {
+        self.find_scored(text, scratch, out, Scores::AtLeastMinimum);
+    }
+
+    fn find_scored(
+        &self,
+        text: &str,
+        scratch: &mut Scratch,
+        out: &mut Vec<Finding>,
+        scores: Scores,
+    ) {
         out.clear();
         if text.is_empty() || (self.prefilter && !worth_scanning(text.as_bytes())) {
             return;
@@ -285,8 +312,8 @@ impl Detector {
                 continue;
             }
             let found = self
-                .confirm(text, start, end, pattern, &mut scratch.cache)
-                .or_else(|| self.alternate(text, start, pattern, scratch));
+                .confirm(text, start, end, pattern, &mut scratch.cache, scores)
+                .or_else(|| self.alternate(text, start, pattern, scratch, scores));
             match found {
                 Some(finding) => {
                     out.push(finding);
@@ -333,6 +360,7 @@ impl Detector {
         end: usize,
         pattern: usize,
         cache: &mut meta::Cache,
+        scores: Scores,
     ) -> Option<Finding> {
         let recognizer = self.recognizers.get(pattern)?;
         let accepted = match recognizer.validator {
@@ -347,12 +375,13 @@ impl Detector {
             return None;
         }
         if recognizer.defers {
-            if let Some(specific) = self.specific_at(text, accepted, pattern, cache) {
+            if let Some(specific) = self.specific_at(text, accepted, pattern, cache, scores) {
                 return Some(specific);
             }
         }
         let mut score = accepted.score.unwrap_or(recognizer.score);
-        if has_context(text, accepted.start, &recognizer.context) {
+        let context_decides = scores == Scores::Exact || score < self.min_score;
+        if context_decides && has_context(text, accepted.start, &recognizer.context) {
             score = (score + CONTEXT_BOOST).min(1.0);
         }
         (score >= self.min_score).then_some(Finding {
@@ -370,6 +399,7 @@ impl Detector {
         accepted: Accepted,
         generic: usize,
         cache: &mut meta::Cache,
+        scores: Scores,
     ) -> Option<Finding> {
         let input = Input::new(text)
             .span(accepted.start..text.len())
@@ -379,7 +409,7 @@ impl Detector {
         if pattern == generic || self.recognizers.get(pattern)?.defers {
             return None;
         }
-        self.confirm(text, m.start(), m.end(), pattern, cache)
+        self.confirm(text, m.start(), m.end(), pattern, cache, scores)
     }
 
     /// After `pattern`'s candidate at `start` was rejected: the first lower-priority pattern
@@ -390,7 +420,13 @@ impl Detector {
         start: usize,
         pattern: usize,
         scratch: &mut Scratch,
+        scores: Scores,
     ) -> Option<Finding> {
+        // The last pattern in priority order (the built-in PHONE, which every rejected number
+        // reaches) has no alternate: skip the overlapping search.
+        if pattern + 1 >= self.recognizers.len() {
+            return None;
+        }
         let window_end = floor_char_boundary(text, start.saturating_add(ALTERNATE_WINDOW_BYTES));
         let window = Input::new(text)
             .span(start..window_end)
@@ -413,7 +449,7 @@ impl Detector {
             if m.start() == m.end() {
                 return None;
             }
-            self.confirm(text, m.start(), m.end(), other, &mut scratch.cache)
+            self.confirm(text, m.start(), m.end(), other, &mut scratch.cache, scores)
         })
     }
 }
@@ -697,6 +733,42 @@ mod tests {
         for text in candidate_corpus() {
             assert_eq!(detector.find(&text), plain.find(&text), "{text:?}");
         }
+    }
+
+    #[test]
+    fn spans_without_exact_scores_are_the_same_spans() {
+        let detector = Detector::builtin().unwrap();
+        let mut scratch = detector.scratch();
+        let (mut exact, mut spans) = (Vec::new(), Vec::new());
+        let (mut findings, mut lowered) = (0, 0);
+        for text in candidate_corpus() {
+            detector.find_into(&text, &mut scratch, &mut exact);
+            detector.spans_into(&text, &mut scratch, &mut spans);
+            let span_of = |f: &Finding| (f.entity, f.start, f.end);
+            assert_eq!(
+                exact.iter().map(span_of).collect::<Vec<_>>(),
+                spans.iter().map(span_of).collect::<Vec<_>>(),
+                "{text:?}"
+            );
+            for (e, s) in exact.iter().zip(&spans) {
+                assert!(
+                    s.score >= detector.min_score && s.score <= e.score,
+                    "{text:?}"
+                );
+                lowered += usize::from(s.score < e.score);
+            }
+            findings += exact.len();
+        }
+        // The corpus has context words, so some scores are lower bounds, and context still
+        // decides where it must: a bare 9-digit SSN is kept only after "SSN".
+        assert!(
+            findings > 4000 && lowered > 1000,
+            "{findings} findings, {lowered} lowered"
+        );
+        detector.spans_into("ref 123456789", &mut scratch, &mut spans);
+        assert!(spans.is_empty());
+        detector.spans_into("SSN: 123456789", &mut scratch, &mut spans);
+        assert_eq!(spans.len(), 1);
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl RedactEntities {
         out: &mut String,
     ) -> Result<()> {
         self.detector
-            .find_into(text, &mut scratch.detector, &mut scratch.findings);
+            .spans_into(text, &mut scratch.detector, &mut scratch.findings);
         let mut copied = 0;
         for f in &scratch.findings {
             let Some(action) = self.actions.get(f.entity).and_then(Option::as_ref) else {

@@ -535,7 +535,7 @@ fn count_chunk(array: &dyn Array, detector: &Detector) -> Result<(u64, Vec<Count
     let mut non_null = 0u64;
     for text in values.iter().flatten() {
         non_null += 1;
-        detector.find_into(text, &mut scratch, &mut found);
+        detector.spans_into(text, &mut scratch, &mut found);
         seen.iter_mut().for_each(|s| *s = false);
         for f in &found {
             counts[f.entity].matches += 1;
