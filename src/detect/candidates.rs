@@ -58,10 +58,12 @@ pub(crate) struct CandidateFinder {
     /// Index into `starts` for each look-behind byte.
     start_of: [u8; 256],
     start_of_text: u8,
-    /// `[start * 256 + first byte]`: the bit set of second bytes after which the DFA still lives.
-    pair_alive: Vec<[u64; 4]>,
-    /// Whether the first byte alone leaves the DFA alive (for a last byte of text).
-    single_alive: Vec<bool>,
+    /// `[first byte << 8 | second byte]`: the set (bit `s` for `starts[s]`) of start states
+    /// from which the DFA still lives after these two bytes. One load per position, with the
+    /// look-behind's bit, decides whether a walk can start there.
+    pair_alive: Box<[u8; 1 << 16]>,
+    /// `[first byte]`: the same for a last byte of text.
+    single_alive: [u8; 256],
     inner: Vec<InnerPattern>,
 }
 
@@ -122,19 +124,21 @@ impl CandidateFinder {
         for (byte, slot) in (0..=255u8).zip(start_of.iter_mut()) {
             *slot = index_of(anchored_start(Some(byte))?);
         }
-        let mut pair_alive = vec![[0u64; 4]; starts.len() * 256];
-        let mut single_alive = vec![false; starts.len() * 256];
+        if starts.len() > 8 {
+            return None;
+        }
+        let mut pair_alive: Box<[u8; 1 << 16]> = vec![0u8; 1 << 16].try_into().ok()?;
+        let mut single_alive = [0u8; 256];
         for (s, &state) in starts.iter().enumerate() {
             for first in 0..=255u8 {
                 let after_first = dense.next_state(state, first);
                 if dense.is_dead_state(after_first) {
                     continue;
                 }
-                single_alive[s * 256 + usize::from(first)] = true;
-                let bits = &mut pair_alive[s * 256 + usize::from(first)];
+                single_alive[usize::from(first)] |= 1 << s;
                 for second in 0..=255u8 {
                     if !dense.is_dead_state(dense.next_state(after_first, second)) {
-                        bits[usize::from(second / 64)] |= 1 << (second % 64);
+                        pair_alive[usize::from(first) << 8 | usize::from(second)] |= 1 << s;
                     }
                 }
             }
@@ -206,34 +210,45 @@ impl CandidateFinder {
         budget: &mut usize,
     ) -> Result<Option<Candidate>, OverBudget> {
         let bytes = text.as_bytes();
-        let len = bytes.len();
-        let mut p = at;
-        while p < len {
-            let start = if p == 0 {
-                self.start_of_text
-            } else {
-                self.start_of[usize::from(bytes[p - 1])]
-            };
-            let row = usize::from(start) * 256 + usize::from(bytes[p]);
-            let alive = match bytes.get(p + 1) {
-                Some(&second) => {
-                    self.pair_alive[row][usize::from(second / 64)] & (1 << (second % 64)) != 0
-                }
-                None => self.single_alive[row],
-            };
-            if alive {
-                let state = self.starts[usize::from(start)];
-                if let Some((pattern, end)) = self.walk(bytes, p, state, budget)? {
-                    return Ok(Some(Candidate {
-                        start: p,
-                        end,
-                        pattern: self.dense_patterns[pattern],
-                    }));
+        if at >= bytes.len() {
+            return Ok(None);
+        }
+        let mut start = match at.checked_sub(1) {
+            None => self.start_of_text,
+            Some(before) => self.start_of[usize::from(bytes[before])],
+        };
+        for (offset, pair) in bytes[at..].windows(2).enumerate() {
+            let (first, second) = (pair[0], pair[1]);
+            if self.pair_alive[usize::from(first) << 8 | usize::from(second)] & (1 << start) != 0 {
+                if let Some(found) = self.walk_from(bytes, at + offset, start, budget)? {
+                    return Ok(Some(found));
                 }
             }
-            p += 1;
+            start = self.start_of[usize::from(first)];
+        }
+        let last = bytes.len() - 1;
+        if self.single_alive[usize::from(bytes[last])] & (1 << start) != 0 {
+            return self.walk_from(bytes, last, start, budget);
         }
         Ok(None)
+    }
+
+    /// The dense candidate starting at `at` under the look-behind start state `start`.
+    fn walk_from(
+        &self,
+        bytes: &[u8],
+        at: usize,
+        start: u8,
+        budget: &mut usize,
+    ) -> Result<Option<Candidate>, OverBudget> {
+        let state = self.starts[usize::from(start)];
+        Ok(self
+            .walk(bytes, at, state, budget)?
+            .map(|(pattern, end)| Candidate {
+                start: at,
+                end,
+                pattern: self.dense_patterns[pattern],
+            }))
     }
 
     /// The anchored leftmost-first match at `start`, walking the DFA from its start state
