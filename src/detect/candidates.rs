@@ -264,21 +264,29 @@ impl CandidateFinder {
     ) -> Result<Option<(usize, usize)>, OverBudget> {
         let dfa = &self.dense;
         let mut found = None;
-        for (at, &byte) in bytes.iter().enumerate().skip(start) {
-            *budget = budget.checked_sub(1).ok_or(OverBudget)?;
+        let rest = &bytes[start..];
+        let mut died = false;
+        let mut walked = rest.len();
+        for (offset, &byte) in rest.iter().enumerate() {
             state = dfa.next_state(state, byte);
             if dfa.is_special_state(state) {
                 if dfa.is_dead_state(state) {
-                    return Ok(found);
+                    (died, walked) = (true, offset + 1);
+                    break;
                 }
                 if dfa.is_match_state(state) {
-                    found = Some((dfa.match_pattern(state, 0).as_usize(), at));
+                    found = Some((dfa.match_pattern(state, 0).as_usize(), start + offset));
                 }
             }
         }
-        state = dfa.next_eoi_state(state);
-        if dfa.is_match_state(state) {
-            found = Some((dfa.match_pattern(state, 0).as_usize(), bytes.len()));
+        // Charged after the walk: one walk is at most the text's length, so the total stays
+        // linear.
+        *budget = budget.checked_sub(walked).ok_or(OverBudget)?;
+        if !died {
+            state = dfa.next_eoi_state(state);
+            if dfa.is_match_state(state) {
+                found = Some((dfa.match_pattern(state, 0).as_usize(), bytes.len()));
+            }
         }
         Ok(found)
     }
