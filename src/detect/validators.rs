@@ -576,6 +576,11 @@ fn phone(text: &str, start: usize, end: usize) -> Option<Accepted> {
 }
 
 fn phone_score(candidate: &str) -> Option<f64> {
+    // A bare digit run (an order number, a count) has no country code and no grouping: reject
+    // it before parsing, as most rejected candidates are such.
+    if candidate.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let parsed = DigitGroups::parse(candidate)?;
     let (digits, groups) = (parsed.digits(), parsed.groups());
     let n = digits.len();
