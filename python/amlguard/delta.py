@@ -17,7 +17,10 @@ vectors (Spark, Databricks) a "deleted" row stays in its data file. So :func:`fo
    (retention 0, the retention check disabled) and the change-data files holding subject rows,
    then expires the transaction log: a checkpoint at the current version with log and
    tombstone retention set to 0, ``cleanup_metadata``, and the two retention properties set
-   back. Time travel to every older version stops working; the receipt lists those versions;
+   back. Time travel to every older version stops working; the receipt lists those versions.
+   The commit that sets retention to 0 also records the values to set back (table property
+   ``amlguard.forget.retentionToRestore``), so a run killed before setting them back leaves
+   them on the table, and the next forget on it, whatever its subjects, sets them back first;
 4. reports what still holds a copy that it does not remove: superseded files (without
    ``vacuum``), change-data files, transaction-log entries whose statistics or text name an
    identifier, rows still masked by a deletion vector, and whatever the storage keeps on its
@@ -42,6 +45,7 @@ from .exceptions import (
     AmlguardError,
     ColumnNotFoundError,
     InvalidArgumentError,
+    InvalidDataError,
     UnsupportedTableFeatureError,
 )
 from .files import is_blob_url
@@ -57,6 +61,10 @@ TOMBSTONE_RETENTION = "delta.deletedFileRetentionDuration"
 # Delta's defaults, written back when the table had no value of its own.
 RETENTION_DEFAULTS = {LOG_RETENTION: "interval 30 days", TOMBSTONE_RETENTION: "interval 1 week"}
 EXPIRE_NOW = "interval 0 seconds"
+# Set to the retention values to write back (JSON) in the same commit that sets retention to 0,
+# and emptied in the commit that writes them back: a non-empty value means a run stopped in
+# between. deltalake cannot remove a table property, hence "" for "nothing to restore".
+RETENTION_TO_RESTORE = "amlguard.forget.retentionToRestore"
 # Reader features under which a plain Parquet scan of each file reads it right (deletion
 # vectors are applied here from deltalake's selection vectors).
 READABLE_FEATURES = {"deletionVectors", "timestampNtz", "variantType", "variantType-preview"}
@@ -421,23 +429,55 @@ def _purge_masked_rows(table: Any, files: set[str], column: str) -> None:
         table.optimize.z_order([order], partition_filters=filters or None)
 
 
+def _retention_to_restore(path: str, table: Any) -> Optional[dict[str, str]]:
+    """The retention values a stopped run left to set back, if any."""
+    text = table.metadata().configuration.get(RETENTION_TO_RESTORE, "")
+    if not text:
+        return None
+    try:
+        saved = json.loads(text)
+    except ValueError:
+        saved = None
+    if (
+        not isinstance(saved, dict)
+        or set(saved) != set(RETENTION_DEFAULTS)
+        or not all(isinstance(value, str) and value for value in saved.values())
+    ):
+        raise InvalidDataError(
+            f"{path}: table property {RETENTION_TO_RESTORE} = {text!r} is not the retention "
+            f"values amlguard records; set {sorted(RETENTION_DEFAULTS)} and set it to '' by "
+            "hand; nothing was changed"
+        )
+    return {key: str(value) for key, value in saved.items()}
+
+
+def _set_retention_back(table: Any, saved: dict[str, str]) -> None:
+    """One commit: the retention values back, and nothing left to restore."""
+    table.alter.set_table_properties({**saved, RETENTION_TO_RESTORE: ""}, raise_if_not_exists=False)
+
+
 def _expire_log(table: Any, fs: Any) -> list[int]:
     """Checkpoint the current version and delete the log before it (Delta's metadata cleanup,
     with log and tombstone retention 0 for the call, so the checkpoint carries no tombstones
     of removed files either); returns the versions whose commit files went."""
     before = _log_versions(fs)
     configuration = table.metadata().configuration
-    # A value of EXPIRE_NOW is left by a run stopped before it set the values back.
+    # EXPIRE_NOW with nothing recorded to restore is left by a run of an amlguard that did not
+    # record the values yet: Delta's defaults are the best guess.
     saved = {
         key: default if configuration.get(key, EXPIRE_NOW) == EXPIRE_NOW else configuration[key]
         for key, default in RETENTION_DEFAULTS.items()
     }
-    table.alter.set_table_properties({key: EXPIRE_NOW for key in saved})
+    # The values to set back go into the very commit that zeroes retention, so no moment
+    # exists at which retention is 0 and the values are recorded nowhere.
+    expire = {key: EXPIRE_NOW for key in saved}
+    expire[RETENTION_TO_RESTORE] = json.dumps(saved, sort_keys=True)
+    table.alter.set_table_properties(expire, raise_if_not_exists=False)
     try:
         table.create_checkpoint()
         table.cleanup_metadata()
     finally:
-        table.alter.set_table_properties(saved)
+        _set_retention_back(table, saved)
     return sorted(before - _log_versions(fs))
 
 
@@ -471,6 +511,10 @@ def forget_table(
     _check_features(path, table)
     fs = _filesystem(path, options)
     version_before = int(table.version())
+    # A run stopped between its two retention commits left retention at 0: set it back first.
+    retention_restored = _retention_to_restore(path, table)
+    if retention_restored is not None and not dry_run:
+        _set_retention_back(table, retention_restored)
     column = dataset.id_column
     values = _typed_values(
         _id_values(subjects, dataset, keyring), _dataset(table, fs).schema, column
@@ -483,7 +527,8 @@ def forget_table(
         "dry_run": dry_run,
         "vacuum": vacuum,
         "version_before": version_before,
-        "version_after": version_before,
+        "version_after": int(table.version()),
+        "retention_restored": retention_restored,
         "rows_removed": sum(live.values()),
         "files": [{"path": _full(path, p), "rows_removed": n} for p, n in sorted(live.items())],
         "deletion_vectors_enabled": "deletionVectors" in _reader_features(table),
