@@ -217,10 +217,41 @@ def _digest_predicate(column: str, values: Any) -> str:
     return f"encode(sha256(CAST({_quote_identifier(column)} AS VARCHAR)), 'hex') IN ({listed})"
 
 
+def _data_files(table: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The current version's data files: each one's path relative to the root (decoded: the
+    log holds it URI-encoded) and its partition values, typed as the table schema has them."""
+    import pyarrow as pa
+
+    actions = pa.table(table.get_add_actions(flatten=False))
+    paths = [unquote(path) for path in actions.column("path").to_pylist()]
+    if "partition" not in actions.column_names:
+        return [(path, {}) for path in paths]
+    return list(zip(paths, actions.column("partition").to_pylist()))
+
+
+def _partition_expression(values: dict[str, Any], schema: Any) -> Any:
+    """What a file's partition values guarantee of its rows, so a scan fills the partition
+    columns the file lacks (a null value is Hive's null partition)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    expression = None
+    for column, value in values.items():
+        field = pc.field(column)
+        term = (
+            field.is_null()
+            if value is None
+            else field == pa.scalar(value, schema.field(column).type)
+        )
+        expression = term if expression is None else expression & term
+    return expression
+
+
 def _dataset(table: Any, fs: Any) -> Any:
     """The current version as a pyarrow dataset of one fragment per data file (paths relative
     to the root). deltalake's ``to_pyarrow_dataset`` refuses tables with deletion vectors; for
-    those the fragments are built the same way and the vectors applied in :func:`_scan`."""
+    those the fragments are built from the add actions, and the vectors applied in
+    :func:`_scan`."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -229,8 +260,10 @@ def _dataset(table: Any, fs: Any) -> Any:
     schema = pa.schema(table.schema().to_arrow())
     parquet = ds.ParquetFileFormat()
     fragments = [
-        parquet.make_fragment(file, filesystem=fs, partition_expression=partition)
-        for file, partition in table._table.dataset_partitions(schema, None)
+        parquet.make_fragment(
+            path, filesystem=fs, partition_expression=_partition_expression(values, schema)
+        )
+        for path, values in _data_files(table)
     ]
     return ds.FileSystemDataset(fragments, schema, parquet, fs)
 
@@ -262,13 +295,13 @@ def _scan(table: Any, fs: Any, column: str, values: Any) -> dict[str, tuple[int,
     found: dict[str, tuple[int, int]] = {}
     applied = set()
     for fragment in dataset.get_fragments():
-        kept = kept_rows.get(unquote(fragment.path))
+        kept = kept_rows.get(fragment.path)
         if kept is None:
             # The dataset's schema, so a partition column is read from the partition values.
             scanner = fragment.scanner(schema=dataset.schema, filter=expression)
             live, masked = int(scanner.count_rows()), 0
         else:
-            applied.add(unquote(fragment.path))
+            applied.add(fragment.path)
             ids = fragment.to_table(columns=[column], schema=dataset.schema).column(column)
             hits = pc.is_in(ids.cast(values.type), value_set=values).to_pylist()
             # A selection vector may stop at the last masked row: the rows after it are kept.
@@ -411,18 +444,15 @@ def _purge_masked_rows(table: Any, files: set[str], column: str) -> None:
     """Rewrite the partitions holding ``files`` with deltalake's Z-order, which reads through
     the deletion vectors, so the masked rows are not copied; deltalake has no call that
     rewrites one chosen file (compaction skips a file alone in its bin)."""
-    import pyarrow as pa
-
     partition_columns = list(table.metadata().partition_columns)
     names = [f.name for f in table.schema().fields]
     order = column if column not in partition_columns else next(
         n for n in names if n not in partition_columns
     )  # fmt: skip
-    actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
     partitions = {
-        tuple((c, a.get(f"partition.{c}")) for c in partition_columns)
-        for a in actions
-        if a["path"] in files
+        tuple((c, values.get(c)) for c in partition_columns)
+        for path, values in _data_files(table)
+        if path in files
     }
     for partition in sorted(partitions, key=str):
         filters = [(c, "=", None if v is None else str(v)) for c, v in partition]
