@@ -153,6 +153,56 @@ def test_inclusion_proofs_check_with_the_public_key_alone(
         log.prove(1000)
 
 
+def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "amlguard", "audit", "verify", *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_hmac_signed_checkpoints_verify_and_prove_with_the_keyring_only(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    path, witness = tmp_path / "audit.jsonl", tmp_path / "witness.jsonl"
+    log = ag.AuditLog(path, keyring=keyring, witness=witness, checkpoint_every=3,
+                      checkpoint_signature="hmac-sha256")  # fmt: skip
+    ids = [log.append("export", dataset=f"d{i}") for i in range(7)]
+    checkpoint = log.checkpoint()
+    assert checkpoint["algorithm"] == "hmac-sha256"
+    assert checkpoint["public_key"] == log.public_key  # the key's fingerprint
+    assert log.verify() and log.verify(public_key=log.public_key)
+    assert ag.verify_audit_log(path, witness, keyring=keyring)
+    assert not ag.verify_audit_log(path, witness, "00" * 32, keyring=keyring)
+    proof = log.prove(ids[4])
+    assert ag.verify_proof(json.dumps(proof), log.public_key, keyring=keyring)
+    forged = dict(proof, record=proof["record"].replace('"d4"', '"d9"'))
+    assert not ag.verify_proof(forged, keyring=keyring)
+
+    # Without the key: a typed error, never a pass.
+    elsewhere = ag.LocalKeyring(tmp_path / "elsewhere")
+    for keyless in (None, elsewhere):
+        with pytest.raises(ag.KeyNotFoundError):
+            ag.verify_proof(proof, keyring=keyless)
+        with pytest.raises(ag.KeyNotFoundError):
+            ag.verify_audit_log(path, witness, keyring=keyless)
+    result = run_cli(str(path), "--witness", str(witness))
+    assert result.returncode == 2 and "HMAC-SHA256" in result.stderr
+    result = run_cli(str(path), "--witness", str(witness), "--keyring", keyring.path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # The key never appears in the log, and a changed record is found and located.
+    text = path.read_text()
+    for key_file in Path(keyring.path).rglob("*"):
+        if key_file.is_file():
+            data = key_file.read_bytes()
+            assert data.hex() not in text and base64.b64encode(data).decode() not in text
+    records = lines(path)
+    records[1] = records[1].replace('"d1"', '"d8"')
+    path.write_text("\n".join(records) + "\n")
+    report = log.verify()
+    assert not report and report.first_bad_record == 1
+    with pytest.raises(ag.InvalidArgumentError, match="checkpoint_signature"):
+        ag.AuditLog(tmp_path / "other.jsonl", keyring=keyring, checkpoint_signature="hmac-md5")
+
+
 def test_subjects_are_recorded_only_as_keyed_pseudonyms(
     tmp_path: Path, keyring: ag.LocalKeyring
 ) -> None:

@@ -63,6 +63,23 @@ def test_records_land_in_an_append_blob_and_verify(
     assert other.append("import") == 10 and other.verify().ok
 
 
+def test_an_hmac_signed_blob_log_verifies_with_its_keyring(
+    log_url: str, azurite: Azurite, keyring: ag.LocalKeyring
+) -> None:
+    log = ag.AuditLog(log_url, keyring=keyring, checkpoint_every=2,
+                      storage_options=azurite.storage_options,
+                      checkpoint_signature="hmac-sha256")  # fmt: skip
+    ids = [log.append("export", dataset=f"d{i}") for i in range(5)]
+    assert log.verify()
+    options = azurite.storage_options
+    assert ag.verify_audit_log(log_url, storage_options=options, keyring=keyring)
+    with pytest.raises(ag.KeyNotFoundError):
+        ag.verify_audit_log(log_url, storage_options=options)
+    proof = log.prove(ids[-1])
+    assert proof["checkpoint"]["algorithm"] == "hmac-sha256"
+    assert ag.verify_proof(proof, log.public_key, keyring=keyring)
+
+
 def test_tampering_in_the_blob_is_found(
     blobs: BlobServiceClient, log_url: str, azurite: Azurite, keyring: ag.LocalKeyring
 ) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 deltalake = pytest.importorskip("deltalake")
 
-from support.delta_files import files_naming  # noqa: E402 - after the skip above
+from amlguard.delta import RETENTION_TO_RESTORE  # noqa: E402 - after the skip above
+from support.delta_files import files_naming  # noqa: E402
 
 GONE = ["subject-000", "subject-017"]
 
@@ -230,6 +231,65 @@ def test_bad_input(tmp_path: Path, keyring: ag.LocalKeyring) -> None:
     assert receipt.rows_removed == 0 and receipt.delta_tables[0]["version_after"] == 2
 
 
+# Not Delta's defaults, so that writing the defaults back would not pass for restoring them.
+ORIGINAL_RETENTION = {
+    "delta.logRetentionDuration": "interval 60 days",
+    "delta.deletedFileRetentionDuration": "interval 2 days",
+}
+ZERO_RETENTION = dict.fromkeys(ORIGINAL_RETENTION, "interval 0 seconds")
+
+
+def retention(root: Path) -> dict[str, Any]:
+    configuration = deltalake.DeltaTable(root).metadata().configuration
+    return {key: configuration.get(key) for key in ORIGINAL_RETENTION}
+
+
+@pytest.mark.parametrize(
+    ("subjects", "vacuum"), [(["nobody"], False), (GONE, True)], ids=["not-found", "vacuum"]
+)
+def test_retention_left_at_zero_by_a_stopped_run_is_set_back_by_the_next_forget(
+    tmp_path: Path, keyring: ag.LocalKeyring, subjects: list[str], vacuum: bool
+) -> None:
+    root = tmp_path / "visits"
+    deltalake.write_deltalake(root, people(0, 200), configuration=ORIGINAL_RETENTION)
+    # What a run killed between its two retention commits leaves: the commit that zeroes
+    # retention and records the values to set back, and no later commit.
+    stopped = {**ZERO_RETENTION, RETENTION_TO_RESTORE: json.dumps(ORIGINAL_RETENTION)}
+    deltalake.DeltaTable(root).alter.set_table_properties(stopped, raise_if_not_exists=False)
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+
+    preview = ag.forget(subjects, [dataset], keyring=keyring, dry_run=True, vacuum=vacuum)
+    assert preview.delta_tables[0]["retention_restored"] == ORIGINAL_RETENTION
+    assert retention(root) == ZERO_RETENTION  # a dry run changes nothing
+
+    receipt = ag.forget(subjects, [dataset], keyring=keyring, vacuum=vacuum)
+    (table,) = receipt.delta_tables
+    assert table["retention_restored"] == ORIGINAL_RETENTION
+    assert retention(root) == ORIGINAL_RETENTION
+    assert deltalake.DeltaTable(root).metadata().configuration[RETENTION_TO_RESTORE] == ""
+    assert table["version_after"] > table["version_before"]
+
+    # Nothing is left to restore, and a full run keeps the original values.
+    again = ag.forget(GONE, [dataset], keyring=keyring, vacuum=True)
+    assert again.delta_tables[0]["retention_restored"] is None
+    assert retention(root) == ORIGINAL_RETENTION
+    assert ag.verify_forgotten(GONE, [dataset], keyring=keyring).ok
+
+
+def test_a_garbled_retention_record_is_refused_and_nothing_changes(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    root = tmp_path / "visits"
+    deltalake.write_deltalake(root, people(0, 200))
+    garbled = {**ZERO_RETENTION, RETENTION_TO_RESTORE: '{"delta.logRetentionDuration": 3}'}
+    deltalake.DeltaTable(root).alter.set_table_properties(garbled, raise_if_not_exists=False)
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+    before = snapshot(root)
+    with pytest.raises(ag.InvalidDataError, match=RETENTION_TO_RESTORE):
+        ag.forget(GONE, [dataset], keyring=keyring, vacuum=True)
+    assert snapshot(root) == before
+
+
 CHILD = """
 import sys, amlguard as ag
 receipt = ag.forget(sys.argv[3].split(","),
@@ -308,3 +368,46 @@ def test_sigkill_at_random_moments_leaves_the_table_old_or_new(
     assert configuration["delta.deletedFileRetentionDuration"] == "interval 1 week"
     dataset = ag.Dataset(root, id_column="patient_id", format="delta")
     assert ag.verify_forgotten(GONE, [dataset], keyring=keyring).ok
+
+
+@pytest.mark.slow
+def test_sigkill_while_retention_is_zero_then_a_rerun_sets_the_original_values_back(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pristine, root = tmp_path / "pristine", tmp_path / "visits"
+    deltalake.write_deltalake(pristine, people(0, 200), configuration=ORIGINAL_RETENTION)
+    deltalake.write_deltalake(pristine, people(200, 400), mode="append")
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+    command = [sys.executable, "-c", CHILD, str(root), keyring.path, ",".join(GONE)]
+
+    def retention_zeroed() -> bool:
+        commits = (root / "_delta_log").glob("*.json")
+        return any(b"interval 0 seconds" in path.read_bytes() for path in commits)
+
+    landed = 0
+    for _ in range(12):
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(pristine, root)
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 300
+        while not retention_zeroed() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        # Killed as soon as the commit zeroing retention is seen, before the one setting it back.
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
+        child.wait(timeout=600)
+        if retention(root) == ZERO_RETENTION:
+            landed += 1
+        # Whatever the moment, a rerun leaves the table's own values, not zero nor defaults.
+        ag.forget(GONE, [dataset], keyring=keyring, vacuum=True)
+        assert retention(root) == ORIGINAL_RETENTION
+        assert ag.verify_forgotten(GONE, [dataset], keyring=keyring).ok
+        if landed >= 3:
+            break
+    assert landed >= 1, "no kill landed between the two retention commits"

@@ -8,6 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import amlguard as ag
 import pyarrow as pa
@@ -150,6 +151,31 @@ def test_only_the_partition_holding_masked_rows_is_rewritten(
     assert untouched in current  # a partition without masked subject rows is not rewritten
     assert physical_subject_rows(root, current) == 0
     assert digest(logical_rows(root)) == digest(expected)
+
+
+def test_masked_rows_in_a_partition_whose_name_is_escaped_are_purged(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    root = tmp_path / "by_site"
+    rows = people(0, 100).append_column("site", pa.array(["north side/1"] * 100))
+    deltalake.write_deltalake(root, rows, partition_by=["site"])
+    (north,) = add_actions(root)
+    # The folder name is percent-encoded, and the log holds that name URI-encoded again.
+    assert north.startswith("site=north%2520side%252F1/")
+    delete_with_deletion_vectors(root, {north: list(range(1, 100, 10))}, "i")
+    expected = [r for r in logical_rows(root) if r["patient_id"] != GONE]
+    dataset = ag.Dataset(root, id_column="patient_id", format="delta")
+    receipt = ag.forget([GONE], [dataset], keyring=keyring)
+    (table,) = receipt.delta_tables
+    assert table["rows_removed"] == 0 and table["rows_masked_by_deletion_vectors"] == 10
+    assert table["files_purged_of_masked_rows"] == [str(root / unquote(north))]
+    current = list(add_actions(root))
+    assert north not in current
+    assert physical_subject_rows(root, [unquote(path) for path in current]) == 0
+    masked = [c for c in table["remaining_copies"] if "deletion vector" in c["kind"]]
+    assert masked == []
+    assert digest(logical_rows(root)) == digest(expected)
+    assert ag.verify_forgotten([GONE], [dataset], keyring=keyring).ok
 
 
 @pytest.mark.parametrize("live_row", [True, False])

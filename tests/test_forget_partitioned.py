@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import amlguard as ag
 import polars as pl
@@ -144,6 +145,74 @@ def test_files_without_the_id_outside_an_id_partition_are_still_refused(
     with pytest.raises(ag.ColumnNotFoundError, match="stray"):
         ag.forget(["a"], [ag.Dataset(root, id_column="patient_id")], keyring=keyring)
     assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("levels", [["patient_id"], ["year", "patient_id"]], ids=["id", "year-id"])
+def test_a_tree_emptied_of_every_partition_stays_a_valid_empty_dataset(
+    levels: list[str], tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    root = tmp_path / "visits"
+    everyone = ["a", "b", "c"]
+    pq.write_to_dataset(visits(everyone), root, partition_cols=levels)
+    (root / "_SUCCESS").write_bytes(b"")
+    ds = [ag.Dataset(root, id_column="patient_id")]
+    receipt = ag.forget(everyone, ds, keyring=keyring)
+    assert receipt.rows_removed == 12 and len(receipt.directories_removed) == 3
+    assert not list(root.rglob("*.parquet")) and root.is_dir()
+
+    # Later calls see an empty dataset: nothing found, an empty receipt, verified absent.
+    for dry_run in (True, False):
+        again = ag.forget(["a", "someone-else"], ds, keyring=keyring, dry_run=dry_run)
+        assert again.files_scanned == 0 and again.rows_removed == 0
+        assert again.files == [] and again.directories_removed == []
+    verification = ag.verify_forgotten(everyone, ds, keyring=keyring)
+    assert verification.ok and verification.files_scanned == 0
+
+    # A folder holding other files but no Parquet file is still refused: forgetting nothing
+    # there would pass for success.
+    (root / "visits.csv").write_text("patient_id\na\n")
+    with pytest.raises(ag.InvalidDataError, match="no Parquet files"):
+        ag.forget(["a"], ds, keyring=keyring)
+    with pytest.raises(ag.InvalidDataError, match="no Parquet files"):
+        ag.verify_forgotten(["a"], ds, keyring=keyring)
+
+
+def receipt_facts(receipt: ag.ForgetReceipt) -> dict[str, Any]:
+    """What a dry run must predict exactly: files, rows and directories."""
+    return {
+        "files": [
+            (f["path"], f["rows_before"], f["rows_removed"], f["bytes_before"], f["removed"])
+            for f in receipt.files
+        ],
+        "rows_removed": receipt.rows_removed,
+        "files_scanned": receipt.files_scanned,
+        "directories_removed": sorted(receipt.directories_removed),
+    }
+
+
+def test_a_dry_run_reports_exactly_what_the_real_run_does(
+    tmp_path: Path, keyring: ag.LocalKeyring
+) -> None:
+    root = tmp_path / "visits"
+    everyone = ["a", "b", "c", "d"]
+    pq.write_to_dataset(visits(everyone), root, partition_cols=["year", "patient_id"])
+    (a_dir,) = root.glob("year=2024/patient_id=a")
+    (b_dir,) = root.glob("year=2024/patient_id=b")
+    # Kept by the real run: a visible non-Parquet file in a's partition, and in b's a file
+    # keeping the id column with another subject's row too (rewritten, not removed).
+    (a_dir / "notes.txt").write_text("kept")
+    pq.write_table(pa.table({"patient_id": ["b", "d"], "visit": [90, 91]}), b_dir / "x.parquet")
+    # Removed with its directory: a hidden sidecar in c's partition.
+    (c_dir,) = root.glob("year=2024/patient_id=c")
+    (c_dir / "_SUCCESS").write_bytes(b"")
+    ds = [ag.Dataset(root, id_column="patient_id")]
+
+    preview = ag.forget(["a", "b", "c"], ds, keyring=keyring, dry_run=True)
+    receipt = ag.forget(["a", "b", "c"], ds, keyring=keyring)
+    assert receipt_facts(preview) == receipt_facts(receipt)
+    assert receipt.directories_removed == [str(c_dir)]
+    assert a_dir.is_dir() and b_dir.is_dir() and not c_dir.exists()
+    assert pq.read_table(b_dir / "x.parquet").column("patient_id").to_pylist() == ["d"]
 
 
 CHILD = """

@@ -330,8 +330,12 @@ class AuditReport:
 
 @final
 class AuditLog:
-    """An append-only, tamper-evident audit log: JSON Lines, a hash chain, and Ed25519-signed
-    RFC 9162 Merkle checkpoints every ``checkpoint_every`` records, also appended to ``witness``.
+    """An append-only, tamper-evident audit log: JSON Lines, a hash chain, and signed RFC 9162
+    Merkle checkpoints every ``checkpoint_every`` records, also appended to ``witness``.
+
+    ``checkpoint_signature`` is ``"ed25519"`` (default: anyone holding the public key verifies)
+    or ``"hmac-sha256"`` (verifying needs the keyring holding the key; for a log only its owner
+    checks). It applies to a new log: one that holds checkpoints keeps their algorithm.
 
     ``keyring`` (default: the local keyring) holds the signing key ``signing_key``, created on
     first use; it is the log's own key, used by every operation given this log whatever keys
@@ -358,6 +362,7 @@ class AuditLog:
         witness: Optional[Union[str, os.PathLike[str]]] = None,
         checkpoint_every: int = 100,
         storage_options: Optional[dict[str, Any]] = None,
+        checkpoint_signature: str = "ed25519",
     ) -> AuditLog: ...
     @property
     def path(self) -> str: ...
@@ -366,7 +371,8 @@ class AuditLog:
         """The witness (path or URL), if any."""
     @property
     def public_key(self) -> str:
-        """The Ed25519 public key (hex) that signs the checkpoints; give it to verifiers."""
+        """The Ed25519 public key (hex) that signs the checkpoints; give it to verifiers. For
+        an HMAC-signed log, the key's fingerprint (identifies the key, reveals nothing)."""
     def append(
         self,
         action: str,
@@ -395,17 +401,23 @@ class AuditLog:
         """Ids of the records that concern ``subject``."""
     def __len__(self) -> int: ...
 
-def verify_proof(proof: Any, public_key: Optional[str] = None) -> bool:
-    """Check an inclusion proof (dict or JSON) with the public key alone."""
+def verify_proof(
+    proof: Any, public_key: Optional[str] = None, *, keyring: Optional[LocalKeyring] = None
+) -> bool:
+    """Check an inclusion proof (dict or JSON) with the public key alone; a proof on an
+    HMAC-signed checkpoint needs ``keyring``, holding its key (else ``KeyNotFoundError``)."""
 
 def verify_audit_log(
     path: Union[str, os.PathLike[str]],
     witness: Optional[Union[str, os.PathLike[str]]] = None,
     public_key: Optional[str] = None,
     storage_options: Optional[dict[str, Any]] = None,
+    *,
+    keyring: Optional[LocalKeyring] = None,
 ) -> AuditReport:
     """Verify an audit log file or append blob (``az://...``; ``storage_options`` as for
-    :class:`AuditLog`) and its witness, without a keyring."""
+    :class:`AuditLog`) and its witness. No keyring is needed but for HMAC-signed checkpoints,
+    checked with their key in ``keyring`` (without it: ``KeyNotFoundError``)."""
 
 @final
 class SubjectKeyStore:

@@ -332,7 +332,8 @@ def command_keys(args: argparse.Namespace) -> int:
 def command_audit(args: argparse.Namespace) -> int:
     from .audit import verify_audit_log
 
-    report = verify_audit_log(args.path, args.witness, args.public_key)
+    keyring = _keyring(args.keyring) if args.keyring else None
+    report = verify_audit_log(args.path, args.witness, args.public_key, keyring=keyring)
     print(f"audit log: {args.path}")
     print(f"  ok:                     {report.ok}")
     print(f"  records checked:        {report.records_checked}")
@@ -484,6 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--witness", help="the second copy of the checkpoints (finds truncation)")
     verify.add_argument("--public-key", help="the signer's Ed25519 public key, hex (pins it)")
+    verify.add_argument(
+        "--keyring",
+        help="local keyring holding the key of HMAC-signed checkpoints (not needed for Ed25519)",
+    )
     audit.set_defaults(run=command_audit)
     return parser
 

@@ -17,7 +17,10 @@ vectors (Spark, Databricks) a "deleted" row stays in its data file. So :func:`fo
    (retention 0, the retention check disabled) and the change-data files holding subject rows,
    then expires the transaction log: a checkpoint at the current version with log and
    tombstone retention set to 0, ``cleanup_metadata``, and the two retention properties set
-   back. Time travel to every older version stops working; the receipt lists those versions;
+   back. Time travel to every older version stops working; the receipt lists those versions.
+   The commit that sets retention to 0 also records the values to set back (table property
+   ``amlguard.forget.retentionToRestore``), so a run killed before setting them back leaves
+   them on the table, and the next forget on it, whatever its subjects, sets them back first;
 4. reports what still holds a copy that it does not remove: superseded files (without
    ``vacuum``), change-data files, transaction-log entries whose statistics or text name an
    identifier, rows still masked by a deletion vector, and whatever the storage keeps on its
@@ -42,6 +45,7 @@ from .exceptions import (
     AmlguardError,
     ColumnNotFoundError,
     InvalidArgumentError,
+    InvalidDataError,
     UnsupportedTableFeatureError,
 )
 from .files import is_blob_url
@@ -57,6 +61,10 @@ TOMBSTONE_RETENTION = "delta.deletedFileRetentionDuration"
 # Delta's defaults, written back when the table had no value of its own.
 RETENTION_DEFAULTS = {LOG_RETENTION: "interval 30 days", TOMBSTONE_RETENTION: "interval 1 week"}
 EXPIRE_NOW = "interval 0 seconds"
+# Set to the retention values to write back (JSON) in the same commit that sets retention to 0,
+# and emptied in the commit that writes them back: a non-empty value means a run stopped in
+# between. deltalake cannot remove a table property, hence "" for "nothing to restore".
+RETENTION_TO_RESTORE = "amlguard.forget.retentionToRestore"
 # Reader features under which a plain Parquet scan of each file reads it right (deletion
 # vectors are applied here from deltalake's selection vectors).
 READABLE_FEATURES = {"deletionVectors", "timestampNtz", "variantType", "variantType-preview"}
@@ -209,10 +217,41 @@ def _digest_predicate(column: str, values: Any) -> str:
     return f"encode(sha256(CAST({_quote_identifier(column)} AS VARCHAR)), 'hex') IN ({listed})"
 
 
+def _data_files(table: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The current version's data files: each one's path relative to the root (decoded: the
+    log holds it URI-encoded) and its partition values, typed as the table schema has them."""
+    import pyarrow as pa
+
+    actions = pa.table(table.get_add_actions(flatten=False))
+    paths = [unquote(path) for path in actions.column("path").to_pylist()]
+    if "partition" not in actions.column_names:
+        return [(path, {}) for path in paths]
+    return list(zip(paths, actions.column("partition").to_pylist()))
+
+
+def _partition_expression(values: dict[str, Any], schema: Any) -> Any:
+    """What a file's partition values guarantee of its rows, so a scan fills the partition
+    columns the file lacks (a null value is Hive's null partition)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    expression = None
+    for column, value in values.items():
+        field = pc.field(column)
+        term = (
+            field.is_null()
+            if value is None
+            else field == pa.scalar(value, schema.field(column).type)
+        )
+        expression = term if expression is None else expression & term
+    return expression
+
+
 def _dataset(table: Any, fs: Any) -> Any:
     """The current version as a pyarrow dataset of one fragment per data file (paths relative
     to the root). deltalake's ``to_pyarrow_dataset`` refuses tables with deletion vectors; for
-    those the fragments are built the same way and the vectors applied in :func:`_scan`."""
+    those the fragments are built from the add actions, and the vectors applied in
+    :func:`_scan`."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -221,8 +260,10 @@ def _dataset(table: Any, fs: Any) -> Any:
     schema = pa.schema(table.schema().to_arrow())
     parquet = ds.ParquetFileFormat()
     fragments = [
-        parquet.make_fragment(file, filesystem=fs, partition_expression=partition)
-        for file, partition in table._table.dataset_partitions(schema, None)
+        parquet.make_fragment(
+            path, filesystem=fs, partition_expression=_partition_expression(values, schema)
+        )
+        for path, values in _data_files(table)
     ]
     return ds.FileSystemDataset(fragments, schema, parquet, fs)
 
@@ -254,13 +295,13 @@ def _scan(table: Any, fs: Any, column: str, values: Any) -> dict[str, tuple[int,
     found: dict[str, tuple[int, int]] = {}
     applied = set()
     for fragment in dataset.get_fragments():
-        kept = kept_rows.get(unquote(fragment.path))
+        kept = kept_rows.get(fragment.path)
         if kept is None:
             # The dataset's schema, so a partition column is read from the partition values.
             scanner = fragment.scanner(schema=dataset.schema, filter=expression)
             live, masked = int(scanner.count_rows()), 0
         else:
-            applied.add(unquote(fragment.path))
+            applied.add(fragment.path)
             ids = fragment.to_table(columns=[column], schema=dataset.schema).column(column)
             hits = pc.is_in(ids.cast(values.type), value_set=values).to_pylist()
             # A selection vector may stop at the last masked row: the rows after it are kept.
@@ -403,22 +444,46 @@ def _purge_masked_rows(table: Any, files: set[str], column: str) -> None:
     """Rewrite the partitions holding ``files`` with deltalake's Z-order, which reads through
     the deletion vectors, so the masked rows are not copied; deltalake has no call that
     rewrites one chosen file (compaction skips a file alone in its bin)."""
-    import pyarrow as pa
-
     partition_columns = list(table.metadata().partition_columns)
     names = [f.name for f in table.schema().fields]
     order = column if column not in partition_columns else next(
         n for n in names if n not in partition_columns
     )  # fmt: skip
-    actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
     partitions = {
-        tuple((c, a.get(f"partition.{c}")) for c in partition_columns)
-        for a in actions
-        if a["path"] in files
+        tuple((c, values.get(c)) for c in partition_columns)
+        for path, values in _data_files(table)
+        if path in files
     }
     for partition in sorted(partitions, key=str):
         filters = [(c, "=", None if v is None else str(v)) for c, v in partition]
         table.optimize.z_order([order], partition_filters=filters or None)
+
+
+def _retention_to_restore(path: str, table: Any) -> Optional[dict[str, str]]:
+    """The retention values a stopped run left to set back, if any."""
+    text = table.metadata().configuration.get(RETENTION_TO_RESTORE, "")
+    if not text:
+        return None
+    try:
+        saved = json.loads(text)
+    except ValueError:
+        saved = None
+    if (
+        not isinstance(saved, dict)
+        or set(saved) != set(RETENTION_DEFAULTS)
+        or not all(isinstance(value, str) and value for value in saved.values())
+    ):
+        raise InvalidDataError(
+            f"{path}: table property {RETENTION_TO_RESTORE} = {text!r} is not the retention "
+            f"values amlguard records; set {sorted(RETENTION_DEFAULTS)} and set it to '' by "
+            "hand; nothing was changed"
+        )
+    return {key: str(value) for key, value in saved.items()}
+
+
+def _set_retention_back(table: Any, saved: dict[str, str]) -> None:
+    """One commit: the retention values back, and nothing left to restore."""
+    table.alter.set_table_properties({**saved, RETENTION_TO_RESTORE: ""}, raise_if_not_exists=False)
 
 
 def _expire_log(table: Any, fs: Any) -> list[int]:
@@ -427,17 +492,22 @@ def _expire_log(table: Any, fs: Any) -> list[int]:
     of removed files either); returns the versions whose commit files went."""
     before = _log_versions(fs)
     configuration = table.metadata().configuration
-    # A value of EXPIRE_NOW is left by a run stopped before it set the values back.
+    # EXPIRE_NOW with nothing recorded to restore is left by a run of an amlguard that did not
+    # record the values yet: Delta's defaults are the best guess.
     saved = {
         key: default if configuration.get(key, EXPIRE_NOW) == EXPIRE_NOW else configuration[key]
         for key, default in RETENTION_DEFAULTS.items()
     }
-    table.alter.set_table_properties({key: EXPIRE_NOW for key in saved})
+    # The values to set back go into the very commit that zeroes retention, so no moment
+    # exists at which retention is 0 and the values are recorded nowhere.
+    expire = {key: EXPIRE_NOW for key in saved}
+    expire[RETENTION_TO_RESTORE] = json.dumps(saved, sort_keys=True)
+    table.alter.set_table_properties(expire, raise_if_not_exists=False)
     try:
         table.create_checkpoint()
         table.cleanup_metadata()
     finally:
-        table.alter.set_table_properties(saved)
+        _set_retention_back(table, saved)
     return sorted(before - _log_versions(fs))
 
 
@@ -471,6 +541,10 @@ def forget_table(
     _check_features(path, table)
     fs = _filesystem(path, options)
     version_before = int(table.version())
+    # A run stopped between its two retention commits left retention at 0: set it back first.
+    retention_restored = _retention_to_restore(path, table)
+    if retention_restored is not None and not dry_run:
+        _set_retention_back(table, retention_restored)
     column = dataset.id_column
     values = _typed_values(
         _id_values(subjects, dataset, keyring), _dataset(table, fs).schema, column
@@ -483,7 +557,8 @@ def forget_table(
         "dry_run": dry_run,
         "vacuum": vacuum,
         "version_before": version_before,
-        "version_after": version_before,
+        "version_after": int(table.version()),
+        "retention_restored": retention_restored,
         "rows_removed": sum(live.values()),
         "files": [{"path": _full(path, p), "rows_removed": n} for p, n in sorted(live.items())],
         "deletion_vectors_enabled": "deletionVectors" in _reader_features(table),

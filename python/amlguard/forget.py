@@ -215,6 +215,7 @@ def forget(
                 log_versions_expired=len(table["log_versions_expired"]),
                 files_purged_of_masked_rows=len(table["files_purged_of_masked_rows"]),
                 remaining_copies=len(table["remaining_copies"]),
+                retention_restored=table["retention_restored"],
             )  # fmt: skip
         delta_tables.append(table)
     text = forget_json(

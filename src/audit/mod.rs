@@ -7,8 +7,9 @@
 //!   never data values or key material. Data subjects appear only as keyed pseudonyms
 //!   ([`AuditLog::subject_pseudonym`], HMAC-SHA256 under a keyring-derived key), so the log
 //!   does not undo an erasure, yet whoever holds the key can show that subject X was forgotten.
-//! - Every `checkpoint_every` records the log appends a checkpoint: an Ed25519-signed RFC 9162
-//!   Merkle tree head over all records before it ([`checkpoint`]), and also appends it to the
+//! - Every `checkpoint_every` records the log appends a checkpoint: an RFC 9162 Merkle tree
+//!   head over all records before it, signed with Ed25519 or, by choice
+//!   ([`AuditOptions::checkpoint_signature`]), HMAC-SHA256 ([`checkpoint`]), and also appends it to the
 //!   *witness* ([`Witness`]: a local file or an Azure append blob), a second place the user
 //!   chooses. A truncated log is then shorter than the witness says; a rewritten log no longer
 //!   matches a signed root.
@@ -17,7 +18,8 @@
 //!   signed the log's last checkpoint, before writing anything, so a log whose key is missing
 //!   fails at once with [`Error::KeyNotFound`] rather than at its next checkpoint.
 //! - [`AuditLog::prove`] returns an [`InclusionProof`] for one record that [`verify_proof`]
-//!   checks with the public key alone, without the rest of the log.
+//!   checks with the public key alone, without the rest of the log (an HMAC-signed one:
+//!   [`verify_proof_with_keyring`], with the keyring holding the key).
 //! - [`verify()`] re-reads the log and witness and locates the first bad record.
 //! - Appends hold an exclusive advisory lock on the log file (flock / LockFileEx through
 //!   `fs4`) and write each record with one `write` on an `O_APPEND` descriptor followed by
@@ -61,10 +63,13 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-pub use self::checkpoint::{Checkpoint, CheckpointSigner};
+pub use self::checkpoint::{Checkpoint, CheckpointSigner, SignatureAlgorithm};
 use self::merkle::{inclusion_path, leaf_hash, root_hash, Hash};
 pub use self::record::{Actor, Observer, Outcome, RecordBody, RecordKind, Target};
-pub use self::verify::{verify, verify_proof, verify_reader, VerifyReport};
+pub use self::verify::{
+    verify, verify_proof, verify_proof_with_keyring, verify_reader, verify_reader_with_keyring,
+    VerifyReport,
+};
 pub use self::witness::Witness;
 use crate::error::{Error, Result};
 use crate::io::append_blob::AppendBlob;
@@ -95,6 +100,9 @@ pub struct AuditOptions {
     pub witness: Option<PathBuf>,
     /// Records between checkpoints (at least 1).
     pub checkpoint_every: u64,
+    /// How a new log's checkpoints are signed. A log that holds checkpoints keeps the
+    /// algorithm of its last one, as it keeps that checkpoint's key version.
+    pub checkpoint_signature: SignatureAlgorithm,
 }
 
 impl Default for AuditOptions {
@@ -104,6 +112,7 @@ impl Default for AuditOptions {
             signing_key: "audit".into(),
             witness: None,
             checkpoint_every: 100,
+            checkpoint_signature: SignatureAlgorithm::Ed25519,
         }
     }
 }
@@ -322,7 +331,11 @@ impl AuditLog {
                 keyring.key(&self.options.signing_key)?
             }
         };
-        let signer = CheckpointSigner::new(&key);
+        let algorithm = state
+            .last_checkpoint
+            .as_ref()
+            .map_or(self.options.checkpoint_signature, |last| last.algorithm);
+        let signer = CheckpointSigner::with_algorithm(&key, algorithm)?;
         if let Some(last) = &state.last_checkpoint {
             if !last
                 .public_key
@@ -337,7 +350,8 @@ impl AuditLog {
         Ok(signer)
     }
 
-    /// The Ed25519 public key (hex) that signs this log's checkpoints; give it to verifiers.
+    /// What identifies this log's checkpoint key, hex: the Ed25519 public key (give it to
+    /// verifiers), or for an HMAC-signed log the key's fingerprint.
     pub fn public_key(&self) -> Result<String> {
         let state = self.current()?;
         Ok(self.signer(&state)?.public_key_hex())
@@ -627,7 +641,7 @@ impl AuditLog {
         signer: &CheckpointSigner,
     ) -> Result<(Checkpoint, AuditEvent)> {
         let tree_size = state.leaves.len() as u64;
-        let checkpoint = signer.sign(tree_size, &root_hash(&state.leaves), &now_rfc3339());
+        let checkpoint = signer.sign(tree_size, &root_hash(&state.leaves), &now_rfc3339())?;
         let details = match serde_json::to_value(&checkpoint) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => return Err(self.error("cannot encode a checkpoint")),
@@ -800,18 +814,21 @@ impl AuditLog {
 
     /// Verify the whole log (and its witness); see [`verify()`]. Pins the signer to
     /// `trusted_public_key`, else to this log's signing key (the exact version its first
-    /// checkpoint names) when the keyring holds it. Reads only: never repairs nor appends.
+    /// checkpoint names) when the keyring holds it; HMAC checkpoints are checked with that
+    /// keyring ([`Error::KeyNotFound`] when it lacks the key). Reads only: never repairs nor
+    /// appends.
     pub fn verify(&self, trusted_public_key: Option<&str>) -> Result<VerifyReport> {
         let data = self.read_all()?;
         let pinned = match trusted_public_key {
             Some(key) => Some(key.to_owned()),
             None => self.pinned_key_from_keyring(&data),
         };
-        verify_reader(
+        verify_reader_with_keyring(
             &self.path,
             data.as_slice(),
             self.witness.as_ref(),
             pinned.as_deref(),
+            self.options.keyring.as_ref(),
         )
     }
 
@@ -820,22 +837,27 @@ impl AuditLog {
     /// does not hold it (verification then checks that one key signed every checkpoint).
     fn pinned_key_from_keyring(&self, data: &[u8]) -> Option<String> {
         let keyring = self.options.keyring.as_ref()?;
-        let first_signer = data
+        let first_checkpoint = data
             .split(|b| *b == b'\n')
             .filter_map(|line| std::str::from_utf8(line).ok())
             .filter_map(|line| RecordBody::decode(line).ok())
             .find(|(body, _)| body.kind == RecordKind::Checkpoint)
             .and_then(|(body, _)| {
-                body.details
-                    .get("signing_key")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
+                checkpoint::parse_checkpoint(&serde_json::Value::Object(body.details)).ok()
             });
-        let key = match first_signer {
-            Some(reference) => keyring.key_by_reference(&reference).ok()?,
-            None => keyring.key(&self.options.signing_key).ok()?,
+        let (key, algorithm) = match first_checkpoint {
+            Some(first) => (
+                keyring.key_by_reference(&first.signing_key).ok()?,
+                first.algorithm,
+            ),
+            None => (
+                keyring.key(&self.options.signing_key).ok()?,
+                self.options.checkpoint_signature,
+            ),
         };
-        Some(CheckpointSigner::new(&key).public_key_hex())
+        CheckpointSigner::with_algorithm(&key, algorithm)
+            .ok()
+            .map(|signer| signer.public_key_hex())
     }
 }
 

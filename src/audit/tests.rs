@@ -272,3 +272,98 @@ fn subject_pseudonyms_are_keyed_and_stable() {
             .unwrap()
     );
 }
+
+fn open_hmac(dir: &Path, every: u64) -> AuditLog {
+    AuditLog::open(
+        dir.join("audit.jsonl"),
+        AuditOptions {
+            keyring: Some(LocalKeyring::open(dir.join("keys")).unwrap()),
+            witness: Some(dir.join("witness.jsonl")),
+            checkpoint_every: every,
+            checkpoint_signature: SignatureAlgorithm::HmacSha256,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn hmac_signed_logs_verify_and_prove_with_their_key_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_hmac(dir.path(), 3);
+    for i in 0..10 {
+        log.append(event(i)).unwrap();
+    }
+    let keyring = log.options.keyring.clone().unwrap();
+    let checkpoint = log.checkpoint().unwrap();
+    assert_eq!(checkpoint.algorithm, SignatureAlgorithm::HmacSha256);
+    let fingerprint = log.public_key().unwrap();
+    assert_eq!(checkpoint.public_key, fingerprint);
+    let report = log.verify(None).unwrap();
+    assert!(report.ok && report.checkpoints_checked == 4, "{report:?}");
+    assert!(report.witness_checked && report.witness_checkpoints_checked == 4);
+    assert!(log.verify(Some(&fingerprint)).unwrap().ok);
+    assert!(!log.verify(Some(&hex::encode([1u8; 32]))).unwrap().ok);
+
+    // Without the key, verification is a typed error, not a pass.
+    let witness = Witness::file(dir.path().join("witness.jsonl"));
+    let no_key = verify(log.path(), Some(&witness), None);
+    assert!(
+        matches!(no_key, Err(Error::KeyNotFound { .. })),
+        "{no_key:?}"
+    );
+    let file = std::fs::File::open(log.path()).unwrap();
+    let keyed = verify_reader_with_keyring(log.path(), file, Some(&witness), None, Some(&keyring));
+    assert!(keyed.unwrap().ok);
+
+    // Proofs: valid with the key, refused without it or when forged.
+    let proof = log.prove(4).unwrap();
+    assert!(verify_proof_with_keyring(&proof, Some(&fingerprint), Some(&keyring)).unwrap());
+    assert!(!verify_proof(&proof, None));
+    assert!(matches!(
+        verify_proof_with_keyring(&proof, None, None),
+        Err(Error::KeyNotFound { .. })
+    ));
+    let mut forged = proof.clone();
+    forged.record = forged.record.replacen("dataset-", "dataset-x", 1);
+    assert!(forged.record != proof.record);
+    assert!(!verify_proof_with_keyring(&forged, None, Some(&keyring)).unwrap());
+
+    // A modified record is found and located, as under Ed25519.
+    let mut text = lines(&log);
+    text[5] = text[5].replacen("dataset-", "dataset-x", 1);
+    write_lines(&log, &text);
+    let report = log.verify(None).unwrap();
+    assert!(
+        !report.ok && report.first_bad_record == Some(5),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn a_log_keeps_the_algorithm_of_its_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path()); // Ed25519 checkpoints
+    let log = open_hmac(dir.path(), 3);
+    log.append(event(10)).unwrap();
+    let checkpoint = log.checkpoint().unwrap();
+    assert_eq!(checkpoint.algorithm, SignatureAlgorithm::Ed25519);
+    assert!(verify(log.path(), None, None).unwrap().ok);
+    // A missing HMAC key is a typed error on append, and nothing is written.
+    let other = tempfile::tempdir().unwrap();
+    let log = open_hmac(other.path(), 3);
+    log.append(event(0)).unwrap();
+    log.checkpoint().unwrap();
+    std::fs::remove_dir_all(other.path().join("keys").join("audit")).unwrap();
+    let before = std::fs::read(log.path()).unwrap();
+    let reopened = open_hmac(other.path(), 3);
+    assert!(matches!(
+        reopened.append(event(1)),
+        Err(Error::KeyNotFound { .. })
+    ));
+    assert!(matches!(
+        reopened.verify(None),
+        Err(Error::KeyNotFound { .. })
+    ));
+    assert_eq!(std::fs::read(log.path()).unwrap(), before);
+}

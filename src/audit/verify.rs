@@ -10,7 +10,9 @@
 //! then reads the witness: each of its checkpoints must be validly signed, cover no more records
 //! than the log holds (else the log was truncated, located at the first missing record) and match
 //! the log's root at that size. Records after the last checkpoint are covered by the chain only;
-//! the report says how many.
+//! the report says how many. HMAC-signed checkpoints are checked with the keyring holding their
+//! key ([`verify_reader_with_keyring`]); without it verification stops with
+//! [`Error::KeyNotFound`] rather than report a log it could not check.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -20,6 +22,7 @@ use super::merkle::{leaf_hash, root_hash, verify_inclusion, Hash};
 use super::record::{RecordBody, RecordKind, GENESIS_HASH};
 use super::{InclusionProof, Witness};
 use crate::error::{Error, Result};
+use crate::keys::LocalKeyring;
 
 /// The outcome of [`verify`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,15 +47,17 @@ pub struct VerifyReport {
     pub records_after_last_checkpoint: u64,
 }
 
-struct Verifier {
+struct Verifier<'k> {
     report: VerifyReport,
+    /// Holds the keys of HMAC-signed checkpoints.
+    keyring: Option<&'k LocalKeyring>,
     pinned: Option<String>,
     leaves: Vec<Hash>,
     /// Tree sizes of the checkpoints seen in order, to locate a rewrite to an interval.
     checkpoint_sizes: Vec<u64>,
 }
 
-impl Verifier {
+impl Verifier<'_> {
     fn fail(&mut self, index: u64, problem: String) {
         self.report.ok = false;
         self.report.first_bad_record = Some(index);
@@ -69,13 +74,13 @@ impl Verifier {
             .unwrap_or(0)
     }
 
-    fn check_signature(&mut self, checkpoint: &Checkpoint) -> bool {
+    fn check_signature(&mut self, checkpoint: &Checkpoint) -> Result<bool> {
         if self.pinned.is_none() {
             // Not pinned by the caller: the first checkpoint's key must sign all the others.
             self.pinned = Some(checkpoint.public_key.clone());
             self.report.public_key = Some(checkpoint.public_key.clone());
         }
-        checkpoint.signature_valid(self.pinned.as_deref())
+        checkpoint.verify_signature(self.pinned.as_deref(), self.keyring)
     }
 
     fn root_at(&self, tree_size: u64) -> Option<Hash> {
@@ -104,7 +109,20 @@ pub fn verify_reader(
     witness: Option<&Witness>,
     trusted_public_key: Option<&str>,
 ) -> Result<VerifyReport> {
+    verify_reader_with_keyring(path, log, witness, trusted_public_key, None)
+}
+
+/// [`verify_reader`] checking HMAC-signed checkpoints with the keys in `keyring` (the exact
+/// key versions the checkpoints name); `trusted_public_key` then pins the key's fingerprint.
+pub fn verify_reader_with_keyring(
+    path: &Path,
+    log: impl Read,
+    witness: Option<&Witness>,
+    trusted_public_key: Option<&str>,
+    keyring: Option<&LocalKeyring>,
+) -> Result<VerifyReport> {
     let mut verifier = Verifier {
+        keyring,
         report: VerifyReport {
             ok: true,
             public_key: trusted_public_key.map(str::to_owned),
@@ -166,7 +184,7 @@ pub fn verify_reader(
                     return Ok(verifier.report);
                 }
             };
-            if !verifier.check_signature(&checkpoint) {
+            if !verifier.check_signature(&checkpoint)? {
                 verifier.fail(
                     index,
                     "checkpoint signature is invalid or by another key".into(),
@@ -235,7 +253,7 @@ fn check_witness(verifier: &mut Verifier, witness: &Witness) -> Result<()> {
             verifier.report.problem = Some("the witness holds a malformed checkpoint".into());
             return Ok(());
         };
-        if !verifier.check_signature(&checkpoint) {
+        if !verifier.check_signature(&checkpoint)? {
             verifier.report.ok = false;
             verifier.report.problem =
                 Some("a witness checkpoint's signature is invalid or by another key".into());
@@ -276,10 +294,29 @@ fn check_witness(verifier: &mut Verifier, witness: &Witness) -> Result<()> {
 
 /// Check an inclusion proof with the public key alone: the checkpoint's signature (by
 /// `trusted_public_key` when given), the record's own hash, its position, and the audit path
-/// from its leaf hash to the signed root.
+/// from its leaf hash to the signed root. A proof on an HMAC-signed checkpoint is never valid
+/// here; check it with [`verify_proof_with_keyring`].
 pub fn verify_proof(proof: &InclusionProof, trusted_public_key: Option<&str>) -> bool {
+    proof.checkpoint.signature_valid(trusted_public_key) && proof_leads_to_checkpoint(proof)
+}
+
+/// [`verify_proof`] for a checkpoint of either algorithm: an HMAC-signed one is checked with
+/// its key from `keyring` ([`Error::KeyNotFound`] without it).
+pub fn verify_proof_with_keyring(
+    proof: &InclusionProof,
+    trusted_public_key: Option<&str>,
+    keyring: Option<&LocalKeyring>,
+) -> Result<bool> {
+    Ok(proof
+        .checkpoint
+        .verify_signature(trusted_public_key, keyring)?
+        && proof_leads_to_checkpoint(proof))
+}
+
+/// Whether the record, its position and its audit path lead to the checkpoint's root.
+fn proof_leads_to_checkpoint(proof: &InclusionProof) -> bool {
     let checkpoint = &proof.checkpoint;
-    if !checkpoint.signature_valid(trusted_public_key) || checkpoint.tree_size != proof.tree_size {
+    if checkpoint.tree_size != proof.tree_size {
         return false;
     }
     let Ok((body, _)) = RecordBody::decode(&proof.record) else {

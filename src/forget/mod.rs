@@ -7,7 +7,9 @@
 //!   identifier itself or, in pseudonymised datasets, by the recomputed pseudonym ([`IdForm`]).
 //! - Everything is checked before anything is written: the path exists, every file has the id
 //!   column, its type is the same kind (text or integer) in every file, keys exist. A subject
-//!   found nowhere is not an error: the receipt is simply empty.
+//!   found nowhere is not an error: the receipt is simply empty. A folder without any visible
+//!   file (a tree forget emptied) is an empty dataset; one holding only non-Parquet files is
+//!   refused.
 //! - Each affected file is rewritten without the subjects' rows and swapped in with one rename;
 //!   files without a match are not opened for writing (byte-identical, same mtime). Row groups
 //!   are skipped on statistics and bloom filters while scanning, and row groups without a match
@@ -46,6 +48,7 @@ pub mod parquet;
 pub mod partition;
 pub mod shred;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -55,7 +58,9 @@ use serde::Serialize;
 
 pub use self::matcher::{IdForm, Needles};
 use self::parquet::{remove_whole_file, rewrite_file, scan_file, scan_partition_file, FileScan};
-use self::partition::{id_partition, remove_partition_directory, IdPartition};
+use self::partition::{
+    id_partition, remove_partition_directory, would_remove_partition_directory, IdPartition,
+};
 pub use self::shred::{KeyDestruction, OnForgotten, SubjectKeyStore};
 use crate::audit::{now_rfc3339, AuditEvent, AuditLog, Outcome};
 use crate::error::{Error, Result};
@@ -177,13 +182,17 @@ fn hidden(path: &Path) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with(['.', '_']))
 }
 
-/// The Parquet files of a dataset, sorted.
+/// The Parquet files of a dataset, sorted. A folder holding no visible file at all (only empty
+/// folders or hidden files, as a tree is left once forget has removed its every partition) is
+/// an empty dataset; one holding only other files (CSV, say) is refused, since forgetting
+/// nothing there would look like success.
 pub fn dataset_files(root: &Path) -> Result<Vec<PathBuf>> {
     let metadata = std::fs::metadata(root).map_err(|e| Error::io("opening dataset", root, e))?;
     if metadata.is_file() {
         return Ok(vec![root.to_path_buf()]);
     }
     let mut files = Vec::new();
+    let mut other_file = None;
     let mut pending = vec![root.to_path_buf()];
     while let Some(directory) = pending.pop() {
         let entries =
@@ -199,14 +208,20 @@ pub fn dataset_files(root: &Path) -> Result<Vec<PathBuf>> {
                 pending.push(path);
             } else if is_parquet(&path) {
                 files.push(path);
+            } else {
+                other_file.get_or_insert(path);
             }
         }
     }
     files.sort();
-    if files.is_empty() {
+    if let (true, Some(other)) = (files.is_empty(), other_file) {
         return Err(Error::invalid_data(
             None,
-            format!("dataset '{}' holds no Parquet files", root.display()),
+            format!(
+                "dataset '{}' holds no Parquet files, only other files such as '{}'",
+                root.display(),
+                other.display()
+            ),
         ));
     }
     Ok(files)
@@ -426,10 +441,18 @@ fn forget_inner(
                 bytes_after: 0,
                 removed: s.whole_file,
             }));
-            receipt.directories_removed.extend(subject_partitions(
-                &item.dataset,
-                affected.iter().map(|s| &s.path),
-            ));
+            // Exactly the directories the real run would remove: those left with no visible
+            // file once the files removed whole are gone.
+            let gone: HashSet<&Path> = affected
+                .iter()
+                .filter(|s| s.whole_file)
+                .map(|s| s.path.as_path())
+                .collect();
+            for directory in subject_partitions(&item.dataset, affected.iter().map(|s| &s.path)) {
+                if would_remove_partition_directory(&directory, &gone)? {
+                    receipt.directories_removed.push(directory);
+                }
+            }
             continue;
         }
         // Resume: finish what an interrupted run of the same request started.

@@ -5,6 +5,7 @@
 //! subject's partition holds nothing but that subject's rows: its files are removed whole, and
 //! then the directory, whose very name is the identifier.
 
+use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 use percent_encoding::percent_decode_str;
@@ -71,8 +72,9 @@ pub fn id_partition(root: &Path, file: &Path, id_column: &str) -> Option<IdParti
     None
 }
 
-/// Whether `directory` holds any file that is not hidden (`.x`, `_x`), at any depth.
-fn holds_visible_files(directory: &Path) -> Result<bool> {
+/// Whether `directory` holds any file that is not hidden (`.x`, `_x`), at any depth, other
+/// than those in `gone`.
+fn holds_visible_files(directory: &Path, gone: &HashSet<&Path>) -> Result<bool> {
     let mut pending = vec![directory.to_path_buf()];
     while let Some(current) = pending.pop() {
         let entries = std::fs::read_dir(&current).map_err(|e| Error::io("listing", &current, e))?;
@@ -81,7 +83,9 @@ fn holds_visible_files(directory: &Path) -> Result<bool> {
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if !entry.file_name().to_string_lossy().starts_with(['.', '_']) {
+            } else if !entry.file_name().to_string_lossy().starts_with(['.', '_'])
+                && !gone.contains(path.as_path())
+            {
                 return Ok(true);
             }
         }
@@ -89,11 +93,17 @@ fn holds_visible_files(directory: &Path) -> Result<bool> {
     Ok(false)
 }
 
+/// Whether [`remove_partition_directory`] would remove `directory` once the files in `gone`
+/// are removed: what a dry run reports, by the same rule as the real run.
+pub fn would_remove_partition_directory(directory: &Path, gone: &HashSet<&Path>) -> Result<bool> {
+    Ok(directory.is_dir() && !holds_visible_files(directory, gone)?)
+}
+
 /// Remove a subject's partition directory once its data files are gone. Hidden leftovers
 /// (`_SUCCESS`, `.crc` checksums, temporary files of a killed run) go with it; a directory still
 /// holding visible files is kept. Returns whether it was removed.
 pub fn remove_partition_directory(directory: &Path) -> Result<bool> {
-    if !directory.is_dir() || holds_visible_files(directory)? {
+    if !would_remove_partition_directory(directory, &HashSet::new())? {
         return Ok(false);
     }
     std::fs::remove_dir_all(directory).map_err(|e| Error::io("removing", directory, e))?;
@@ -166,6 +176,29 @@ mod tests {
             value: None
         }
         .matches(&needles));
+    }
+
+    #[test]
+    fn a_directory_is_removable_when_only_hidden_or_gone_files_remain() {
+        let dir = tempfile::tempdir().unwrap();
+        let partition = dir.path().join("patient_id=a");
+        std::fs::create_dir_all(partition.join("day=1")).unwrap();
+        let data = partition.join("day=1").join("part-0.parquet");
+        std::fs::write(&data, b"x").unwrap();
+        std::fs::write(partition.join("_SUCCESS"), b"").unwrap();
+        let gone = HashSet::from([data.as_path()]);
+        assert!(!would_remove_partition_directory(&partition, &HashSet::new()).unwrap());
+        assert!(would_remove_partition_directory(&partition, &gone).unwrap());
+        // A visible file the run does not remove keeps the directory.
+        std::fs::write(partition.join("notes.txt"), b"kept").unwrap();
+        assert!(!would_remove_partition_directory(&partition, &gone).unwrap());
+        assert!(!remove_partition_directory(&partition).unwrap());
+        assert!(partition.is_dir());
+        std::fs::remove_file(partition.join("notes.txt")).unwrap();
+        std::fs::remove_file(&data).unwrap();
+        assert!(remove_partition_directory(&partition).unwrap());
+        assert!(!partition.exists());
+        assert!(!would_remove_partition_directory(&partition, &gone).unwrap());
     }
 
     #[test]

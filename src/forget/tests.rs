@@ -364,3 +364,115 @@ fn row_groups_without_a_match_are_copied_byte_for_byte_with_their_bloom_filter()
         .unwrap();
     assert!(filter.check(&"h"));
 }
+
+/// A file of a partition by the id column, written as pyarrow and Spark write it: without the
+/// id column.
+fn write_partition_file(path: &Path, values: &[i64]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "value",
+        DataType::Int64,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(Int64Array::from(values.to_vec()))],
+    )
+    .unwrap();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+fn run(root: &Path, subjects: &[&str], dry_run: bool) -> Result<ForgetReceipt> {
+    let keyring = LocalKeyring::open(root.parent().unwrap().join("keys")).unwrap();
+    let subjects: Vec<String> = subjects.iter().map(|s| (*s).to_owned()).collect();
+    let options = ForgetOptions {
+        dry_run,
+        ..Default::default()
+    };
+    forget(
+        &subjects,
+        &raw(root),
+        &keyring,
+        &options,
+        &RunControl::new(),
+    )
+}
+
+#[test]
+fn a_tree_emptied_of_every_partition_is_an_empty_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("visits");
+    for subject in ["a", "b"] {
+        write_partition_file(
+            &root
+                .join("year=2024")
+                .join(format!("patient_id={subject}"))
+                .join("part-0.parquet"),
+            &[1, 2],
+        );
+    }
+    std::fs::write(root.join("_SUCCESS"), b"").unwrap();
+    let receipt = run(&root, &["a", "b"], false).unwrap();
+    assert_eq!(receipt.rows_removed, 4);
+    assert_eq!(receipt.directories_removed.len(), 2);
+    for dry_run in [true, false] {
+        let again = run(&root, &["a", "c"], dry_run).unwrap();
+        assert_eq!((again.files_scanned, again.rows_removed), (0, 0));
+        assert!(again.files.is_empty() && again.directories_removed.is_empty());
+    }
+    let keyring = LocalKeyring::open(dir.path().join("keys")).unwrap();
+    let verification = verify_forgotten(
+        &["a".into()],
+        &raw(&root),
+        &keyring,
+        None,
+        &RunControl::new(),
+    )
+    .unwrap();
+    assert!(verification.ok && verification.files_scanned == 0);
+    // Only non-Parquet files: refused, since forgetting nothing there would look like success.
+    std::fs::write(root.join("visits.csv"), b"patient_id\na\n").unwrap();
+    let error = run(&root, &["a"], false).unwrap_err();
+    assert!(matches!(error, Error::InvalidData { .. }), "{error}");
+    assert!(error.to_string().contains("visits.csv"), "{error}");
+}
+
+#[test]
+fn a_dry_run_lists_exactly_the_directories_the_real_run_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("visits");
+    for subject in ["a", "b", "c", "d"] {
+        write_partition_file(
+            &root
+                .join(format!("patient_id={subject}"))
+                .join("part-0.parquet"),
+            &[1, 2],
+        );
+    }
+    // Kept by the real run: a visible non-Parquet file in a's partition, and in b's a file
+    // keeping the id column with another subject's row (rewritten, not removed).
+    std::fs::write(root.join("patient_id=a").join("notes.txt"), b"kept").unwrap();
+    write(
+        &root.join("patient_id=b").join("x.parquet"),
+        &["b", "d"],
+        &[9, 9],
+    );
+    std::fs::write(root.join("patient_id=c").join("_SUCCESS"), b"").unwrap();
+    let preview = run(&root, &["a", "b", "c"], true).unwrap();
+    let receipt = run(&root, &["a", "b", "c"], false).unwrap();
+    let facts = |r: &ForgetReceipt| {
+        let files: Vec<_> = r
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.rows_before, f.rows_removed, f.removed))
+            .collect();
+        (files, r.rows_removed, r.directories_removed.clone())
+    };
+    assert_eq!(facts(&preview), facts(&receipt));
+    assert_eq!(receipt.directories_removed, vec![root.join("patient_id=c")]);
+    assert!(root.join("patient_id=a").is_dir() && root.join("patient_id=b").is_dir());
+    assert_eq!(ids_in(&root.join("patient_id=b").join("x.parquet")), ["d"]);
+}

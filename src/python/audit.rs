@@ -8,7 +8,8 @@ use pyo3::types::PyDict;
 use super::blob::storage_options_from;
 use super::keys::PyLocalKeyring;
 use crate::audit::{
-    AuditEvent, AuditLog, AuditOptions, InclusionProof, Outcome, VerifyReport, Witness,
+    AuditEvent, AuditLog, AuditOptions, InclusionProof, Outcome, SignatureAlgorithm, VerifyReport,
+    Witness,
 };
 use crate::error::Error;
 use crate::io::append_blob::AppendBlob;
@@ -38,7 +39,7 @@ fn py_to_json(value: &Bound<'_, PyAny>) -> PyResult<String> {
 #[pymethods]
 impl PyAuditLog {
     #[new]
-    #[pyo3(signature = (path, *, keyring=None, signing_key="audit", witness=None, checkpoint_every=100, storage_options=None))]
+    #[pyo3(signature = (path, *, keyring=None, signing_key="audit", witness=None, checkpoint_every=100, storage_options=None, checkpoint_signature="ed25519"))]
     fn new(
         path: PathBuf,
         keyring: Option<&Bound<'_, PyLocalKeyring>>,
@@ -46,7 +47,9 @@ impl PyAuditLog {
         witness: Option<PathBuf>,
         checkpoint_every: u64,
         storage_options: Option<&Bound<'_, PyDict>>,
+        checkpoint_signature: &str,
     ) -> PyResult<Self> {
+        let checkpoint_signature: SignatureAlgorithm = checkpoint_signature.parse()?;
         let keyring = match keyring {
             Some(keyring) => keyring.get().inner.clone(),
             None => LocalKeyring::open_default()?,
@@ -56,6 +59,7 @@ impl PyAuditLog {
             signing_key: signing_key.to_owned(),
             witness,
             checkpoint_every,
+            checkpoint_signature,
         };
         let location = path.to_string_lossy();
         let storage = storage_options_from(storage_options)?;
@@ -78,7 +82,7 @@ impl PyAuditLog {
             .map(|p| p.to_string_lossy().into_owned())
     }
 
-    /// The Ed25519 public key (hex) that signs the checkpoints.
+    /// The Ed25519 public key (hex) that signs the checkpoints, or the HMAC key's fingerprint.
     #[getter]
     fn public_key(&self) -> PyResult<String> {
         Ok(self.inner.public_key()?)
@@ -263,26 +267,39 @@ impl PyAuditReport {
 
 /// Check an inclusion proof (a dict from `AuditLog.prove`, or its JSON text) with the public key
 /// alone. Pass `public_key` (hex) to pin the signer; without it only self-consistency is shown.
+/// A proof on an HMAC-signed checkpoint needs `keyring`, holding its key.
 #[pyfunction]
-#[pyo3(signature = (proof, public_key=None))]
-pub(crate) fn verify_proof(proof: &Bound<'_, PyAny>, public_key: Option<String>) -> PyResult<bool> {
+#[pyo3(signature = (proof, public_key=None, *, keyring=None))]
+pub(crate) fn verify_proof(
+    proof: &Bound<'_, PyAny>,
+    public_key: Option<String>,
+    keyring: Option<&Bound<'_, PyLocalKeyring>>,
+) -> PyResult<bool> {
     let text = py_to_json(proof)?;
     let Ok(proof) = serde_json::from_str::<InclusionProof>(&text) else {
         return Ok(false);
     };
-    Ok(crate::audit::verify_proof(&proof, public_key.as_deref()))
+    let keyring = keyring.map(|k| k.get().inner.clone());
+    Ok(crate::audit::verify_proof_with_keyring(
+        &proof,
+        public_key.as_deref(),
+        keyring.as_ref(),
+    )?)
 }
 
-/// Verify an audit log file or append blob (and optionally its witness) without a keyring.
+/// Verify an audit log file or append blob (and optionally its witness); a keyring is needed
+/// only for HMAC-signed checkpoints.
 #[pyfunction]
-#[pyo3(signature = (path, witness=None, public_key=None, storage_options=None))]
+#[pyo3(signature = (path, witness=None, public_key=None, storage_options=None, *, keyring=None))]
 pub(crate) fn verify_audit_log(
     py: Python<'_>,
     path: PathBuf,
     witness: Option<PathBuf>,
     public_key: Option<String>,
     storage_options: Option<&Bound<'_, PyDict>>,
+    keyring: Option<&Bound<'_, PyLocalKeyring>>,
 ) -> PyResult<PyAuditReport> {
+    let keyring = keyring.map(|k| k.get().inner.clone());
     let location = path.to_string_lossy().into_owned();
     let storage = storage_options_from(storage_options)?;
     let witness = match witness {
@@ -293,15 +310,26 @@ pub(crate) fn verify_audit_log(
         let blob = AppendBlob::open(&location, &storage)?;
         py.detach(|| {
             let data = blob.read_from(0)?;
-            crate::audit::verify_reader(
+            crate::audit::verify_reader_with_keyring(
                 &path,
                 data.as_slice(),
                 witness.as_ref(),
                 public_key.as_deref(),
+                keyring.as_ref(),
             )
         })?
     } else {
-        py.detach(|| crate::audit::verify(&path, witness.as_ref(), public_key.as_deref()))?
+        py.detach(|| {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| Error::io("opening the audit log", &path, e))?;
+            crate::audit::verify_reader_with_keyring(
+                &path,
+                file,
+                witness.as_ref(),
+                public_key.as_deref(),
+                keyring.as_ref(),
+            )
+        })?
     };
     Ok(report.into())
 }
