@@ -174,15 +174,19 @@ impl Detector {
             })
             .collect();
         let prefilter = recognizers.iter().all(|r| r.builtin);
-        // Patterns that start almost anywhere but hold a rare inner byte keep their own regex.
-        let inner: Vec<usize> = (0..recognizers.len())
-            .filter(|&i| {
-                [
-                    recognizers::EMAIL,
-                    recognizers::IPV6,
-                    recognizers::AZURE_SAS_TOKEN,
-                ]
-                .contains(&recognizers[i].entity.as_str())
+        // Patterns that start almost anywhere but hold a rare inner byte (which every match
+        // holds) keep their own regex.
+        let inner: Vec<(usize, u8)> = recognizers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let required = match r.entity.as_str() {
+                    recognizers::EMAIL => b'@',
+                    recognizers::IPV6 => b':',
+                    recognizers::AZURE_SAS_TOKEN => b'=',
+                    _ => return None,
+                };
+                Some((i, required))
             })
             .collect();
         let candidates = if prefilter {
