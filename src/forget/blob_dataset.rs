@@ -233,7 +233,7 @@ pub(crate) fn forget_in_blobs(
             };
             change.bytes_after = rewritten.len() as u64;
             change.rows_removed = removed;
-            if !blob.put_if_unchanged(rewritten, &etag)? {
+            if blob.put_if_unchanged(rewritten, &etag)?.is_none() {
                 return Err(moved());
             }
         }
