@@ -424,7 +424,7 @@ def test_sigkill_at_random_moments_leaves_every_blob_old_or_new_and_the_receipt_
 
 
 def test_a_subjects_partition_blobs_are_deleted(
-    blobs: BlobServiceClient, azurite: Azurite, keyring: ag.LocalKeyring
+    blobs: BlobServiceClient, azurite: Azurite, keyring: ag.LocalKeyring, tmp_path: Path
 ) -> None:
     prefix = f"by-id-{uuid.uuid4().hex[:8]}/"
     visits_only = pa.table({"visit": [1, 2, 3]})  # pyarrow and Spark drop the column
@@ -433,6 +433,11 @@ def test_a_subjects_partition_blobs_are_deleted(
     upload(blobs, prefix + "patient_id=subject-001/part-0.parquet", visits_only)
     # polars keeps the column in the files: a blob of only the subject's rows goes whole too.
     upload(blobs, prefix + "patient_id=subject-011/part-0.parquet", people(["subject-011"]))
+    # Hidden leftovers of the writers: their names carry the identifier too.
+    container = blobs.get_container_client(CONTAINER)
+    for hidden in ("patient_id=subject-003/_SUCCESS", "patient_id=subject-003/.part-0.crc",
+                   "patient_id=subject-001/_SUCCESS"):  # fmt: skip
+        container.upload_blob(prefix + hidden, b"")
     url = f"az://{CONTAINER}/{prefix}"
     target = [ag.Dataset(url, id_column="patient_id")]
     options = azurite.storage_options
@@ -441,17 +446,30 @@ def test_a_subjects_partition_blobs_are_deleted(
             f"{url}patient_id=subject-003/part-1.parquet",
             f"{url}patient_id=subject-011/part-0.parquet"]  # fmt: skip
 
+    partitions = [f"{url}patient_id=subject-003", f"{url}patient_id=subject-011"]
+
     planned = ag.forget(GONE, target, keyring=keyring, dry_run=True, storage_options=options)
     assert planned.files_removed == gone and planned.rows_removed == 11
+    assert planned.directories_removed == partitions
     assert state(blobs, prefix) == before
     assert not ag.verify_forgotten(GONE, target, keyring=keyring, storage_options=options)
 
-    receipt = ag.forget(GONE, target, keyring=keyring, storage_options=options)
+    log = ag.AuditLog(tmp_path / "audit.jsonl", keyring=keyring)
+    receipt = ag.forget(GONE, target, keyring=keyring, storage_options=options, audit=log)
     assert receipt.files_removed == gone and receipt.rows_removed == 11
     assert all(f["bytes_after"] == 0 for f in receipt.files)
-    kept = prefix + "patient_id=subject-001/part-0.parquet"
-    assert state(blobs, prefix) == {kept: before[kept]}  # the rest untouched, no journal left
+    assert receipt.directories_removed == partitions
+    kept = [
+        prefix + "patient_id=subject-001/part-0.parquet",
+        prefix + "patient_id=subject-001/_SUCCESS",
+    ]
+    # The rest untouched; no leftover of the subjects' partitions, no journal.
+    assert state(blobs, prefix) == {k: before[k] for k in kept}
     assert ag.verify_forgotten(GONE, target, keyring=keyring, storage_options=options).ok
+    # The audit record names the partitions by pseudonym, never by the identifier.
+    record = (tmp_path / "audit.jsonl").read_text()
+    assert "subject-003" not in record and "subject-011" not in record
+    assert f"{url}patient_id=" in record and log.verify().ok
 
 
 def test_a_partition_blob_changed_before_its_delete_is_kept(

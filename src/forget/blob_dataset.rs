@@ -16,8 +16,10 @@
 //!   blob of a subject's partition (without the column, as pyarrow and Spark write them, or
 //!   with only that subject's rows, as polars writes them) is deleted whole by one Delete Blob
 //!   with the same `If-Match`, so a blob someone replaced since the scan is kept and the run
-//!   stops. Blob storage has no directories to remove; on an account with a hierarchical
-//!   namespace the emptied directory, whose name is the identifier, stays.
+//!   stops. Once a subject's partition holds no visible blob, its hidden leftovers
+//!   (`_SUCCESS`, `.crc`), whose names carry the identifier too, are deleted the same way.
+//!   Blob storage has no directories to remove; on an account with a hierarchical namespace
+//!   the emptied directory, whose name is the identifier, stays.
 //! - A journal ([`super::blob_journal`]) in the storage beside the dataset makes an
 //!   interrupted run resumable with a complete receipt: before each put or delete it records
 //!   the blob's scanned ETag and the SHA-256 of the new content, after it the finished blob.
@@ -61,6 +63,52 @@ pub(crate) struct BlobDatasetOutcome {
     pub(crate) resumed: bool,
     /// This run's journal, to delete once the receipt is recorded.
     pub(crate) journal: Option<BlobJournal>,
+    /// Subjects' partitions of the id column left empty (or, in a dry run, that would be).
+    pub(crate) directories_removed: Vec<PathBuf>,
+}
+
+/// The subjects' partitions of the id column (`<dataset>/patient_id=subject-123`) that
+/// `blobs` lie in, sorted.
+fn subject_partitions<'p>(
+    dataset_url: &str,
+    blobs: impl Iterator<Item = &'p Path>,
+    id_column: &str,
+    needles: &Needles,
+) -> Vec<PathBuf> {
+    let root = Path::new(dataset_url.trim_end_matches('/'));
+    let mut directories: Vec<PathBuf> = blobs
+        .filter_map(|blob| id_partition(root, blob, id_column))
+        .filter(|partition| partition.matches(needles))
+        .map(|partition| partition.directory)
+        .collect();
+    directories.sort();
+    directories.dedup();
+    directories
+}
+
+/// Once a subject's partition holds no visible blob, delete its hidden leftovers (`_SUCCESS`,
+/// `.crc` checksums), whose names still carry the identifier, each under `If-Match` of the
+/// ETag listed. Returns how many were deleted, or `None` when visible blobs remain (the
+/// partition is kept).
+fn clear_partition(directory: &Path, storage: &StorageOptions) -> Result<Option<usize>> {
+    let remaining = BlobLocation::list_all(&format!("{}/", directory.display()), storage)?;
+    if remaining
+        .iter()
+        .any(|(blob, _)| !blob.file_name().starts_with(['.', '_']))
+    {
+        return Ok(None);
+    }
+    let mut deleted = 0;
+    for (blob, etag) in remaining {
+        let Some(etag) = etag else {
+            return Ok(None);
+        };
+        if !blob.delete_if_unchanged(&etag)? {
+            return Ok(None); // changed since listed: someone else's to keep
+        }
+        deleted += 1;
+    }
+    Ok(Some(deleted))
 }
 
 fn blobs_of(url: &str, storage: &StorageOptions) -> Result<Vec<BlobLocation>> {
@@ -281,6 +329,16 @@ pub(crate) fn forget_in_blobs(
     }
     if dry_run {
         outcome.changes = affected.into_iter().map(|a| a.change).collect();
+        outcome.directories_removed = subject_partitions(
+            url,
+            outcome
+                .changes
+                .iter()
+                .filter(|c| c.removed)
+                .map(|c| c.path.as_path()),
+            id_column,
+            needles,
+        );
         return Ok(outcome);
     }
     // Resume: carry over what an interrupted run of the same request finished, including a
@@ -390,6 +448,35 @@ pub(crate) fn forget_in_blobs(
         }
         journal.append(&Entry::done(&change))?;
         outcome.changes.push(change);
+    }
+    // The subjects' partitions emptied by this run or the one it resumes, and those a killed
+    // run planned to empty, whose leftovers may still be there.
+    let emptied = subject_partitions(
+        url,
+        outcome
+            .changes
+            .iter()
+            .filter(|c| c.removed)
+            .map(|c| c.path.as_path()),
+        id_column,
+        needles,
+    );
+    let planned = previous.entries.iter().flat_map(|e| match e {
+        Entry::Start { files, .. } => files.as_slice(),
+        _ => &[],
+    });
+    let planned = subject_partitions(url, planned.map(PathBuf::as_path), id_column, needles);
+    let mut candidates = emptied.clone();
+    candidates.extend(planned);
+    candidates.sort();
+    candidates.dedup();
+    for directory in candidates {
+        control.check()?;
+        if let Some(deleted) = clear_partition(&directory, storage)? {
+            if deleted > 0 || emptied.contains(&directory) {
+                outcome.directories_removed.push(directory);
+            }
+        }
     }
     outcome.journal = Some(journal);
     Ok(outcome)

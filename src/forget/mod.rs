@@ -540,6 +540,9 @@ fn forget_inner(
         receipt.bytes_total += outcome.bytes_total;
         receipt.resumed |= outcome.resumed;
         receipt.files.extend(outcome.changes);
+        receipt
+            .directories_removed
+            .extend(outcome.directories_removed);
         blob_journals.extend(outcome.journal);
     }
     receipt.files.sort_by(|a, b| a.path.cmp(&b.path));

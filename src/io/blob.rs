@@ -339,6 +339,42 @@ impl BlobLocation {
         Ok(files)
     }
 
+    /// Every blob under the "directory" `url` (`az://container/prefix/`) at any depth, hidden
+    /// ones (`.x`, `_x`) included, with its ETag, sorted; empty when there is none.
+    pub fn list_all(
+        url: &str,
+        options: &StorageOptions,
+    ) -> Result<Vec<(BlobLocation, Option<String>)>> {
+        let directory = Self::parse_with(url, options, true)?;
+        let root = directory.path.clone();
+        let base = url.trim_end_matches('/');
+        let mut found = Vec::new();
+        let mut pending = vec![root.clone()];
+        while let Some(prefix) = pending.pop() {
+            let listed = block_on(directory.store.list_with_delimiter(Some(&prefix)))?
+                .map_err(|e| storage_error("listing", url, e))?;
+            pending.extend(listed.common_prefixes);
+            found.extend(listed.objects.into_iter().filter_map(|meta| {
+                let relative = meta
+                    .location
+                    .as_ref()
+                    .strip_prefix(root.as_ref())?
+                    .trim_start_matches('/')
+                    .to_owned();
+                let blob = BlobLocation {
+                    url: format!("{base}/{relative}"),
+                    store: directory.store.clone(),
+                    path: meta.location,
+                    options: directory.options.clone(),
+                    endpoint: directory.endpoint.clone(),
+                };
+                Some((blob, meta.e_tag))
+            }));
+        }
+        found.sort_by(|a, b| a.0.url.cmp(&b.0.url));
+        Ok(found)
+    }
+
     /// The name after the last `/`.
     pub fn file_name(&self) -> &str {
         self.path.filename().unwrap_or_default()
