@@ -33,7 +33,6 @@
 //! replacement stays conditional (a block-list commit through `object_store` cannot carry
 //! `If-Match`), which limits a blob to what fits in memory once.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use arrow_array::{BooleanArray, RecordBatch};
@@ -271,6 +270,43 @@ fn without_matches(
     Ok((output, removed))
 }
 
+/// Clear the subjects' partitions emptied by this run or the one it resumes (`changes`), and
+/// those a killed run planned to empty (`previous`), whose leftovers may still be there; see
+/// [`clear_partition`]. Returns the partitions left empty.
+fn clear_subject_partitions(
+    url: &str,
+    changes: &[FileChange],
+    previous: &Previous,
+    id_column: &str,
+    needles: &Needles,
+    storage: &StorageOptions,
+    control: &RunControl,
+) -> Result<Vec<PathBuf>> {
+    let removed = changes
+        .iter()
+        .filter(|c| c.removed)
+        .map(|c| c.path.as_path());
+    let emptied = subject_partitions(url, removed, id_column, needles);
+    let planned = previous.entries.iter().flat_map(|e| match e {
+        Entry::Start { files, .. } => files.as_slice(),
+        _ => &[],
+    });
+    let mut candidates = subject_partitions(url, planned.map(PathBuf::as_path), id_column, needles);
+    candidates.extend(emptied.iter().cloned());
+    candidates.sort();
+    candidates.dedup();
+    let mut cleared = Vec::new();
+    for directory in candidates {
+        control.check()?;
+        if let Some(deleted) = clear_partition(&directory, storage)? {
+            if deleted > 0 || emptied.contains(&directory) {
+                cleared.push(directory);
+            }
+        }
+    }
+    Ok(cleared)
+}
+
 /// A blob with subject rows, as scanned.
 struct Affected {
     blob: BlobLocation,
@@ -341,39 +377,9 @@ pub(crate) fn forget_in_blobs(
         );
         return Ok(outcome);
     }
-    // Resume: carry over what an interrupted run of the same request finished, including a
-    // replacement it sent but was killed before recording (its `Replacing` line says what the
-    // new content is, so that it can be recognised).
-    let same_request = previous
-        .entries
-        .iter()
-        .any(|e| matches!(e, Entry::Start { request: r, .. } if r == request));
-    outcome.resumed = same_request;
-    let mut carried = Vec::new();
-    if same_request {
-        let finished: HashSet<&Path> = previous
-            .entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Done { path, .. } => Some(path.as_path()),
-                _ => None,
-            })
-            .collect();
-        for entry in &previous.entries {
-            match entry {
-                Entry::Done { .. } => carried.push(entry.clone()),
-                Entry::Replacing { path, .. }
-                    if !finished.contains(path.as_path())
-                        && blob_journal::replacement_landed(entry, storage)? =>
-                {
-                    if let Some(change) = entry.change() {
-                        carried.push(Entry::done(&change));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+    let carried = blob_journal::carried_over(&previous, request, storage)?;
+    outcome.resumed = carried.is_some();
+    let carried = carried.unwrap_or_default();
     if affected.is_empty() && previous.entries.is_empty() {
         return Ok(outcome);
     }
@@ -449,35 +455,15 @@ pub(crate) fn forget_in_blobs(
         journal.append(&Entry::done(&change))?;
         outcome.changes.push(change);
     }
-    // The subjects' partitions emptied by this run or the one it resumes, and those a killed
-    // run planned to empty, whose leftovers may still be there.
-    let emptied = subject_partitions(
+    outcome.directories_removed = clear_subject_partitions(
         url,
-        outcome
-            .changes
-            .iter()
-            .filter(|c| c.removed)
-            .map(|c| c.path.as_path()),
+        &outcome.changes,
+        &previous,
         id_column,
         needles,
-    );
-    let planned = previous.entries.iter().flat_map(|e| match e {
-        Entry::Start { files, .. } => files.as_slice(),
-        _ => &[],
-    });
-    let planned = subject_partitions(url, planned.map(PathBuf::as_path), id_column, needles);
-    let mut candidates = emptied.clone();
-    candidates.extend(planned);
-    candidates.sort();
-    candidates.dedup();
-    for directory in candidates {
-        control.check()?;
-        if let Some(deleted) = clear_partition(&directory, storage)? {
-            if deleted > 0 || emptied.contains(&directory) {
-                outcome.directories_removed.push(directory);
-            }
-        }
-    }
+        storage,
+        control,
+    )?;
     outcome.journal = Some(journal);
     Ok(outcome)
 }
