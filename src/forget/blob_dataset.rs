@@ -1,18 +1,31 @@
 //! Forgetting in Parquet datasets on Azure Blob Storage (`az://container/prefix/`).
 //!
 //! Contract:
-//! - The dataset is the `.parquet` blobs directly under the prefix (or the one blob a URL
-//!   without a trailing `/` names). Every blob is scanned (and its ETag noted) before any is
-//!   written, so a blob without the id column stops the run before anything changed. The scan
-//!   reads each blob's footer and id-column chunks only, with ranged GETs under `If-Match`.
+//! - The dataset is the `.parquet` blobs under the prefix, hive folders included (or the one
+//!   blob a URL without a trailing `/` names); blobs and folders whose names start with `.` or
+//!   `_` are not part of it. Every blob is scanned (and its ETag noted) before any is written,
+//!   so a blob without the id column stops the run before anything changed. The scan reads
+//!   each blob's footer and id-column chunks only, with ranged GETs under `If-Match`.
 //! - A blob without a subject row is never written: its ETag and bytes stay as they were.
 //! - An affected blob is read again column chunk by column chunk with ranged GETs, each with
 //!   `If-Match: <the ETag seen at scan time>`, rewritten without the subjects' rows and put back
 //!   with the same `If-Match`: one request that replaces the blob only when complete. If anyone
 //!   changed the blob since the scan, the service refuses a read or the put, their version
 //!   stays, and the run stops with [`Error::ConcurrentModification`].
-//! - No journal is needed to resume: each replacement is atomic and a rerun rescans, so blobs
-//!   already rewritten no longer match and the rest are done.
+//! - In a tree hive-partitioned by the id column (`patient_id=subject-123/part-0.parquet`), a
+//!   blob of a subject's partition (without the column, as pyarrow and Spark write them, or
+//!   with only that subject's rows, as polars writes them) is deleted whole by one Delete Blob
+//!   with the same `If-Match`, so a blob someone replaced since the scan is kept and the run
+//!   stops. Once a subject's partition holds no visible blob, its hidden leftovers
+//!   (`_SUCCESS`, `.crc`), whose names carry the identifier too, are deleted the same way.
+//!   Blob storage has no directories to remove; on an account with a hierarchical namespace
+//!   the emptied directory, whose name is the identifier, stays.
+//! - A journal ([`super::blob_journal`]) in the storage beside the dataset makes an
+//!   interrupted run resumable with a complete receipt: before each put or delete it records
+//!   the blob's scanned ETag and the SHA-256 of the new content, after it the finished blob.
+//!   A rerun of the same request carries the finished blobs into its receipt, recognises a put
+//!   or delete that landed just before the kill (the blob holds exactly the recorded content,
+//!   or is gone), rescans and does the rest (a replaced blob no longer matches).
 //!
 //! Memory: about one copy of a blob at a time. The scan holds a column chunk at a time; the
 //! rewrite holds the new bytes (preallocated to the old size, so they never reallocate) and the
@@ -20,7 +33,7 @@
 //! replacement stays conditional (a block-list commit through `object_store` cannot carry
 //! `If-Match`), which limits a blob to what fits in memory once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow_array::{BooleanArray, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -28,7 +41,10 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
+use super::blob_journal::{self, content_sha256, journal_url, BlobJournal, Previous};
+use super::journal::Entry;
 use super::matcher::Needles;
+use super::partition::id_partition;
 use super::FileChange;
 use crate::error::{Error, Result};
 use crate::io::blob::{BlobChunks, BlobLocation, StorageOptions};
@@ -42,6 +58,56 @@ pub(crate) struct BlobDatasetOutcome {
     pub(crate) files_scanned: u64,
     pub(crate) bytes_total: u64,
     pub(crate) changes: Vec<FileChange>,
+    /// An interrupted run of the same request was completed.
+    pub(crate) resumed: bool,
+    /// This run's journal, to delete once the receipt is recorded.
+    pub(crate) journal: Option<BlobJournal>,
+    /// Subjects' partitions of the id column left empty (or, in a dry run, that would be).
+    pub(crate) directories_removed: Vec<PathBuf>,
+}
+
+/// The subjects' partitions of the id column (`<dataset>/patient_id=subject-123`) that
+/// `blobs` lie in, sorted.
+fn subject_partitions<'p>(
+    dataset_url: &str,
+    blobs: impl Iterator<Item = &'p Path>,
+    id_column: &str,
+    needles: &Needles,
+) -> Vec<PathBuf> {
+    let root = Path::new(dataset_url.trim_end_matches('/'));
+    let mut directories: Vec<PathBuf> = blobs
+        .filter_map(|blob| id_partition(root, blob, id_column))
+        .filter(|partition| partition.matches(needles))
+        .map(|partition| partition.directory)
+        .collect();
+    directories.sort();
+    directories.dedup();
+    directories
+}
+
+/// Once a subject's partition holds no visible blob, delete its hidden leftovers (`_SUCCESS`,
+/// `.crc` checksums), whose names still carry the identifier, each under `If-Match` of the
+/// ETag listed. Returns how many were deleted, or `None` when visible blobs remain (the
+/// partition is kept).
+fn clear_partition(directory: &Path, storage: &StorageOptions) -> Result<Option<usize>> {
+    let remaining = BlobLocation::list_all(&format!("{}/", directory.display()), storage)?;
+    if remaining
+        .iter()
+        .any(|(blob, _)| !blob.file_name().starts_with(['.', '_']))
+    {
+        return Ok(None);
+    }
+    let mut deleted = 0;
+    for (blob, etag) in remaining {
+        let Some(etag) = etag else {
+            return Ok(None);
+        };
+        if !blob.delete_if_unchanged(&etag)? {
+            return Ok(None); // changed since listed: someone else's to keep
+        }
+        deleted += 1;
+    }
+    Ok(Some(deleted))
 }
 
 fn blobs_of(url: &str, storage: &StorageOptions) -> Result<Vec<BlobLocation>> {
@@ -73,23 +139,19 @@ fn bad_file(url: &str, error: impl std::fmt::Display) -> Error {
 }
 
 /// Rows in the blob, and rows whose `id_column` matches (reading the footer and the id
-/// column's chunks only).
+/// column's chunks only); `None` for the matches when the blob has no such column.
 fn count_matches(
     url: &str,
     chunks: BlobChunks,
     id_column: &str,
     needles: &Needles,
     control: &RunControl,
-) -> Result<(u64, u64)> {
+) -> Result<(u64, Option<u64>)> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(chunks).map_err(|e| bad_file(url, e))?;
     let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-    let index = builder
-        .schema()
-        .index_of(id_column)
-        .map_err(|_| Error::ColumnNotFound {
-            column: id_column.to_owned(),
-            available: format!("blob '{url}' has no such column"),
-        })?;
+    let Ok(index) = builder.schema().index_of(id_column) else {
+        return Ok((rows, None));
+    };
     let projection = ProjectionMask::roots(builder.parquet_schema(), [index]);
     let reader = builder
         .with_projection(projection)
@@ -102,7 +164,52 @@ fn count_matches(
         let batch = batch.map_err(|e| bad_file(url, e))?;
         matching += needles.matches(batch.column(0))?.true_count() as u64;
     }
-    Ok((rows, matching))
+    Ok((rows, Some(matching)))
+}
+
+/// Rows of the blob that belong to the subjects, and whether all of them do because the blob
+/// lies in a subject's hive partition of the id column (it is then deleted whole). A blob
+/// without the column outside such a partition is refused.
+fn subject_rows(
+    dataset_url: &str,
+    blob: &BlobLocation,
+    size: u64,
+    etag: Option<&str>,
+    id_column: &str,
+    needles: &Needles,
+    control: &RunControl,
+) -> Result<(u64, u64, bool)> {
+    let (rows, matching) = count_matches(
+        blob.url(),
+        scan_chunks(blob, size, etag),
+        id_column,
+        needles,
+        control,
+    )?;
+    let partition = id_partition(
+        Path::new(dataset_url.trim_end_matches('/')),
+        Path::new(blob.url()),
+        id_column,
+    );
+    let subjects_partition = partition.as_ref().is_some_and(|p| p.matches(needles));
+    match matching {
+        // Writers that keep the column in the files (polars): a blob of a subject's partition
+        // holding only that subject's rows goes whole.
+        Some(matching) => Ok((
+            rows,
+            matching,
+            subjects_partition && matching == rows && rows > 0,
+        )),
+        None if partition.is_some() => Ok((
+            rows,
+            if subjects_partition { rows } else { 0 },
+            subjects_partition,
+        )),
+        None => Err(Error::ColumnNotFound {
+            column: id_column.to_owned(),
+            available: format!("blob '{}' has no such column", blob.url()),
+        }),
+    }
 }
 
 /// The blob's Parquet without the matching rows (same schema, codec and row-group size),
@@ -163,16 +270,70 @@ fn without_matches(
     Ok((output, removed))
 }
 
-/// Scan (and unless `dry_run`, rewrite) one blob dataset; see the module docs.
+/// Clear the subjects' partitions emptied by this run or the one it resumes (`changes`), and
+/// those a killed run planned to empty (`previous`), whose leftovers may still be there; see
+/// [`clear_partition`]. Returns the partitions left empty.
+fn clear_subject_partitions(
+    url: &str,
+    changes: &[FileChange],
+    previous: &Previous,
+    id_column: &str,
+    needles: &Needles,
+    storage: &StorageOptions,
+    control: &RunControl,
+) -> Result<Vec<PathBuf>> {
+    let removed = changes
+        .iter()
+        .filter(|c| c.removed)
+        .map(|c| c.path.as_path());
+    let emptied = subject_partitions(url, removed, id_column, needles);
+    let planned = previous.entries.iter().flat_map(|e| match e {
+        Entry::Start { files, .. } => files.as_slice(),
+        _ => &[],
+    });
+    let mut candidates = subject_partitions(url, planned.map(PathBuf::as_path), id_column, needles);
+    candidates.extend(emptied.iter().cloned());
+    candidates.sort();
+    candidates.dedup();
+    let mut cleared = Vec::new();
+    for directory in candidates {
+        control.check()?;
+        if let Some(deleted) = clear_partition(&directory, storage)? {
+            if deleted > 0 || emptied.contains(&directory) {
+                cleared.push(directory);
+            }
+        }
+    }
+    Ok(cleared)
+}
+
+/// A blob with subject rows, as scanned.
+struct Affected {
+    blob: BlobLocation,
+    etag: Option<String>,
+    change: FileChange,
+}
+
+/// Scan (and unless `dry_run`, rewrite) one blob dataset; see the module docs. `run_id` and
+/// `request` (the request fingerprint) go into the journal.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forget_in_blobs(
     url: &str,
     id_column: &str,
     needles: &Needles,
     storage: &StorageOptions,
     dry_run: bool,
+    run_id: &str,
+    request: &str,
     control: &RunControl,
 ) -> Result<BlobDatasetOutcome> {
     let mut outcome = BlobDatasetOutcome::default();
+    let journal_location = BlobLocation::parse(&journal_url(url), storage)?;
+    let previous = if dry_run {
+        Previous::default()
+    } else {
+        blob_journal::read(&journal_location)?
+    };
     // Scan every blob first, so that a blob lacking the id column stops the run before any
     // blob is written. Only one blob is held in memory at a time.
     let mut affected = Vec::new();
@@ -181,9 +342,11 @@ pub(crate) fn forget_in_blobs(
         let (size, etag) = blob.size_and_etag()?;
         outcome.files_scanned += 1;
         outcome.bytes_total += size;
-        let (rows, matching) = count_matches(
-            blob.url(),
-            scan_chunks(&blob, size, etag.as_deref()),
+        let (rows, matching, whole) = subject_rows(
+            url,
+            &blob,
+            size,
+            etag.as_deref(),
             id_column,
             needles,
             control,
@@ -195,27 +358,78 @@ pub(crate) fn forget_in_blobs(
                 rows_removed: matching,
                 bytes_before: size,
                 bytes_after: 0,
-                removed: false,
+                removed: whole,
             };
-            affected.push((blob, etag, change));
+            affected.push(Affected { blob, etag, change });
         }
     }
-    for (blob, etag, mut change) in affected {
-        if !dry_run {
-            let changed = |detail: String| Error::ConcurrentModification {
-                path: PathBuf::from(blob.url()),
-                message: detail,
-            };
-            let Some(etag) = etag else {
-                return Err(changed(
-                    "the storage gave no ETag, so it cannot be replaced safely".into(),
-                ));
-            };
-            let moved = || {
-                changed(format!(
+    if dry_run {
+        outcome.changes = affected.into_iter().map(|a| a.change).collect();
+        outcome.directories_removed = subject_partitions(
+            url,
+            outcome
+                .changes
+                .iter()
+                .filter(|c| c.removed)
+                .map(|c| c.path.as_path()),
+            id_column,
+            needles,
+        );
+        return Ok(outcome);
+    }
+    let carried = blob_journal::carried_over(&previous, request, storage)?;
+    outcome.resumed = carried.is_some();
+    let carried = carried.unwrap_or_default();
+    if affected.is_empty() && previous.entries.is_empty() {
+        return Ok(outcome);
+    }
+    let mut entries = vec![Entry::Start {
+        run_id: run_id.to_owned(),
+        request: request.to_owned(),
+        files: affected.iter().map(|a| a.change.path.clone()).collect(),
+    }];
+    entries.extend(carried.iter().cloned());
+    let mut journal = BlobJournal::create(journal_location, &previous, &entries)?;
+    outcome
+        .changes
+        .extend(carried.iter().filter_map(Entry::change));
+    for Affected {
+        blob,
+        etag,
+        mut change,
+    } in affected
+    {
+        control.check()?;
+        let changed = |detail: String| Error::ConcurrentModification {
+            path: PathBuf::from(blob.url()),
+            message: detail,
+        };
+        let Some(etag) = etag else {
+            return Err(changed(
+                "the storage gave no ETag, so it cannot be replaced safely".into(),
+            ));
+        };
+        let moved = || {
+            changed(format!(
                 "the blob changed since it was scanned (ETag {etag} is no longer current); its new content was kept"
             ))
-            };
+        };
+        let replacing = |change: &FileChange, sha256_after: String| Entry::Replacing {
+            path: change.path.clone(),
+            rows_before: change.rows_before,
+            rows_removed: change.rows_removed,
+            bytes_before: change.bytes_before,
+            bytes_after: change.bytes_after,
+            removed: change.removed,
+            etag_before: etag.clone(),
+            sha256_after,
+        };
+        if change.removed {
+            journal.append(&replacing(&change, String::new()))?;
+            if !blob.delete_if_unchanged(&etag)? {
+                return Err(moved());
+            }
+        } else {
             let chunks = blob.chunks_if_unchanged(&etag, change.bytes_before);
             let rewritten = without_matches(
                 blob.url(),
@@ -233,12 +447,24 @@ pub(crate) fn forget_in_blobs(
             };
             change.bytes_after = rewritten.len() as u64;
             change.rows_removed = removed;
-            if !blob.put_if_unchanged(rewritten, &etag)? {
+            journal.append(&replacing(&change, content_sha256(&rewritten)))?;
+            if blob.put_if_unchanged(rewritten, &etag)?.is_none() {
                 return Err(moved());
             }
         }
+        journal.append(&Entry::done(&change))?;
         outcome.changes.push(change);
     }
+    outcome.directories_removed = clear_subject_partitions(
+        url,
+        &outcome.changes,
+        &previous,
+        id_column,
+        needles,
+        storage,
+        control,
+    )?;
+    outcome.journal = Some(journal);
     Ok(outcome)
 }
 
@@ -255,8 +481,15 @@ pub(crate) fn find_in_blobs(
     for blob in blobs_of(url, storage)? {
         let (size, etag) = blob.size_and_etag()?;
         scanned += 1;
-        let chunks = scan_chunks(&blob, size, etag.as_deref());
-        let (_, matching) = count_matches(blob.url(), chunks, id_column, needles, control)?;
+        let (_, matching, _) = subject_rows(
+            url,
+            &blob,
+            size,
+            etag.as_deref(),
+            id_column,
+            needles,
+            control,
+        )?;
         if matching > 0 {
             found.push((PathBuf::from(blob.url()), matching));
         }

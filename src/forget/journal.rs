@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::FileChange;
 use crate::error::{Error, Result};
 
 /// One journal line.
@@ -48,6 +49,74 @@ pub enum Entry {
         #[serde(default)]
         removed: bool,
     },
+    /// A blob about to be replaced or deleted (blob datasets only). Written before the
+    /// request, so that a run killed between the request and its `Done` line can tell, when
+    /// resumed, whether the request landed.
+    Replacing {
+        /// The blob's URL.
+        path: PathBuf,
+        /// Rows before.
+        rows_before: u64,
+        /// Rows removed.
+        rows_removed: u64,
+        /// Bytes before.
+        bytes_before: u64,
+        /// Bytes after (0 for a removal).
+        bytes_after: u64,
+        /// The blob is deleted whole rather than replaced.
+        #[serde(default)]
+        removed: bool,
+        /// The ETag of the version scanned, which the request is conditioned on.
+        etag_before: String,
+        /// SHA-256 (hex) of the new content; empty for a removal.
+        #[serde(default)]
+        sha256_after: String,
+    },
+}
+
+impl Entry {
+    /// The `Done` line of a finished file.
+    pub fn done(change: &FileChange) -> Self {
+        Self::Done {
+            path: change.path.clone(),
+            rows_before: change.rows_before,
+            rows_removed: change.rows_removed,
+            bytes_before: change.bytes_before,
+            bytes_after: change.bytes_after,
+            removed: change.removed,
+        }
+    }
+
+    /// What a `Done` or `Replacing` line says was (or is being) done to its file.
+    pub fn change(&self) -> Option<FileChange> {
+        match self {
+            Self::Start { .. } => None,
+            Self::Done {
+                path,
+                rows_before,
+                rows_removed,
+                bytes_before,
+                bytes_after,
+                removed,
+            }
+            | Self::Replacing {
+                path,
+                rows_before,
+                rows_removed,
+                bytes_before,
+                bytes_after,
+                removed,
+                ..
+            } => Some(FileChange {
+                path: path.clone(),
+                rows_before: *rows_before,
+                rows_removed: *rows_removed,
+                bytes_before: *bytes_before,
+                bytes_after: *bytes_after,
+                removed: *removed,
+            }),
+        }
+    }
 }
 
 /// An open journal.
@@ -76,10 +145,14 @@ pub fn read(path: &Path) -> Result<Vec<Entry>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io("reading the forget journal", path, e)),
     };
-    Ok(text
-        .split_terminator('\n')
+    Ok(parse(&text))
+}
+
+/// The entries of a journal's text (an incomplete last line, from a crash, is ignored).
+pub fn parse(text: &str) -> Vec<Entry> {
+    text.split_terminator('\n')
         .filter_map(|line| serde_json::from_str(line).ok())
-        .collect())
+        .collect()
 }
 
 /// Remove temporary files a killed run left beside `file` (`.<name>.*.tmp`, see `AtomicFile`).
@@ -139,7 +212,8 @@ impl Journal {
     }
 }
 
-fn encode(entry: &Entry) -> Result<String> {
+/// One journal line, newline included.
+pub fn encode(entry: &Entry) -> Result<String> {
     let mut line = serde_json::to_string(entry)
         .map_err(|e| Error::invalid_data(None, format!("forget journal: {e}")))?;
     line.push('\n');

@@ -29,7 +29,10 @@
 //! - `dry_run` scans and reports what would change, and writes nothing but the audit record.
 //! - A dataset whose path is an `az://` / `abfss://` prefix is forgotten blob by blob
 //!   ([`ForgetOptions::storage`] says how to reach it): each affected blob is replaced by one
-//!   put conditioned on the ETag it was scanned at, so a blob changed meanwhile is refused.
+//!   put conditioned on the ETag it was scanned at (a subject's partition blob deleted by one
+//!   Delete Blob conditioned the same way), so a blob changed meanwhile is refused. Its journal
+//!   is a blob beside the dataset (`_amlguard_forget.journal` under the prefix), each update
+//!   one conditional put, so an interrupted run resumes with a complete receipt there too.
 //!
 //! ```no_run
 //! use amlguard::forget::{forget, Dataset, ForgetOptions, IdForm};
@@ -42,6 +45,7 @@
 //! ```
 
 mod blob_dataset;
+mod blob_journal;
 pub mod journal;
 pub mod matcher;
 pub mod parquet;
@@ -468,7 +472,7 @@ fn forget_inner(
                 .map(|s| &s.path)
                 .chain(previous.iter().flat_map(|e| match e {
                     journal::Entry::Start { files, .. } => files.as_slice(),
-                    journal::Entry::Done { .. } => &[],
+                    _ => &[],
                 })),
         );
         directories.sort();
@@ -482,32 +486,15 @@ fn forget_inner(
                     files.iter().for_each(|f| journal::remove_leftovers(f))
                 }
                 journal::Entry::Done { .. } if same_request => carried.push(entry.clone()),
-                journal::Entry::Done { .. } => {}
+                _ => {}
             }
         }
         if !previous.is_empty() {
             receipt.resumed = same_request;
         }
-        for entry in &carried {
-            if let journal::Entry::Done {
-                path,
-                rows_before,
-                rows_removed,
-                bytes_before,
-                bytes_after,
-                removed,
-            } = entry
-            {
-                receipt.files.push(FileChange {
-                    path: path.clone(),
-                    rows_before: *rows_before,
-                    rows_removed: *rows_removed,
-                    bytes_before: *bytes_before,
-                    bytes_after: *bytes_after,
-                    removed: *removed,
-                });
-            }
-        }
+        receipt
+            .files
+            .extend(carried.iter().filter_map(journal::Entry::change));
         if affected.is_empty() && previous.is_empty() {
             continue;
         }
@@ -529,7 +516,7 @@ fn forget_inner(
                     } else {
                         rewrite_file(scan, &item.dataset.id_column, &item.needles, control)?
                     };
-                    let entry = journal::Entry::Done {
+                    let change = FileChange {
                         path: scan.path.clone(),
                         rows_before: done.rows_before,
                         rows_removed: done.rows_removed,
@@ -540,15 +527,8 @@ fn forget_inner(
                     journal
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .append(&entry)?;
-                    Ok(FileChange {
-                        path: scan.path.clone(),
-                        rows_before: done.rows_before,
-                        rows_removed: done.rows_removed,
-                        bytes_before: done.bytes_before,
-                        bytes_after: done.bytes_after,
-                        removed: scan.whole_file,
-                    })
+                        .append(&journal::Entry::done(&change))?;
+                    Ok(change)
                 })
                 .collect()
         });
@@ -567,6 +547,7 @@ fn forget_inner(
     // Blob datasets: each affected blob is replaced by one conditional put (blob_dataset).
     let default_storage = StorageOptions::default();
     let storage = options.storage.unwrap_or(&default_storage);
+    let mut blob_journals = Vec::new();
     for (dataset, needles) in remote.iter().zip(&remote_needles) {
         let outcome = blob_dataset::forget_in_blobs(
             &dataset.path.to_string_lossy(),
@@ -574,11 +555,18 @@ fn forget_inner(
             needles,
             storage,
             options.dry_run,
+            &receipt.run_id,
+            &request,
             control,
         )?;
         receipt.files_scanned += outcome.files_scanned;
         receipt.bytes_total += outcome.bytes_total;
+        receipt.resumed |= outcome.resumed;
         receipt.files.extend(outcome.changes);
+        receipt
+            .directories_removed
+            .extend(outcome.directories_removed);
+        blob_journals.extend(outcome.journal);
     }
     receipt.files.sort_by(|a, b| a.path.cmp(&b.path));
     receipt.directories_removed.sort();
@@ -609,6 +597,9 @@ fn forget_inner(
         log.checkpoint()?;
     }
     for journal in journals {
+        journal.finish()?;
+    }
+    for journal in blob_journals {
         journal.finish()?;
     }
     Ok(receipt)

@@ -116,17 +116,24 @@ pub fn remove_partition_directory(directory: &Path) -> Result<bool> {
 /// `path` with the value of every `id_column=value` segment replaced by `pseudonym(value)`, so
 /// that an audit record does not name a subject.
 pub fn redact(path: &Path, id_columns: &[&str], pseudonym: &dyn Fn(&str) -> String) -> String {
+    let redact_segment = |text: String| match split_segment(&text) {
+        Some((key, value)) if id_columns.contains(&key.as_str()) => {
+            let raw_key = text.split_once('=').map_or("", |(k, _)| k);
+            format!("{raw_key}={}", pseudonym(&value))
+        }
+        _ => text,
+    };
+    let text = path.to_string_lossy();
+    if crate::io::blob::is_blob_url(&text) {
+        // A URL: split on '/' itself, so that `az://` keeps both slashes.
+        return text
+            .split('/')
+            .map(|segment| redact_segment(segment.to_owned()))
+            .collect::<Vec<_>>()
+            .join("/");
+    }
     path.components()
-        .map(|component| {
-            let text = component.as_os_str().to_string_lossy().into_owned();
-            match split_segment(&text) {
-                Some((key, value)) if id_columns.contains(&key.as_str()) => {
-                    let raw_key = text.split_once('=').map_or("", |(k, _)| k);
-                    format!("{raw_key}={}", pseudonym(&value))
-                }
-                _ => text,
-            }
-        })
+        .map(|component| redact_segment(component.as_os_str().to_string_lossy().into_owned()))
         .collect::<PathBuf>()
         .display()
         .to_string()
@@ -207,5 +214,10 @@ mod tests {
         let redacted = redact(path, &["patient_id"], &|v| format!("<{}>", v.len()));
         assert_eq!(redacted, "/d/year=2024/patient_id=<9>/part-0.parquet");
         assert!(!redacted.contains("subject"));
+        let url = Path::new("az://lake/d/patient_id=subject-1/part-0.parquet");
+        assert_eq!(
+            redact(url, &["patient_id"], &|v| format!("<{}>", v.len())),
+            "az://lake/d/patient_id=<9>/part-0.parquet"
+        );
     }
 }

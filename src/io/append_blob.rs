@@ -1,10 +1,10 @@
 //! Azure append blobs, for logs that several machines add to at once.
 //!
 //! `object_store` has no append-blob API, so this speaks the documented Blob REST API directly
-//! (Put Blob with `x-ms-blob-type: AppendBlob`, Append Block, ranged Get Blob) through reqwest,
-//! signing each request with `object_store`'s own Azure credential and authorizer, so account
-//! keys, SAS tokens, bearer tokens and managed / workload identities work exactly as they do for
-//! [`super::blob`].
+//! (Put Blob with `x-ms-blob-type: AppendBlob`, Append Block, ranged Get Blob) through
+//! `blob_rest`, each request signed with `object_store`'s own Azure credential and
+//! authorizer, so account keys, SAS tokens, bearer tokens and managed / workload identities work
+//! exactly as they do for [`super::blob`].
 //!
 //! Contract of [`AppendBlob::append_at`]: the block lands only if the blob's length is still
 //! `offset` (`x-ms-blob-condition-appendpos`); otherwise nothing is written and `false` comes
@@ -21,178 +21,44 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use object_store::azure::{AzureAuthorizer, AzureCredential};
-use object_store::client::HttpRequestBody;
-use object_store::CredentialProvider;
-
-use super::blob::{blob_endpoint, StorageOptions};
+use super::blob::StorageOptions;
+use super::blob_rest::{http_error, RestBlob};
 use crate::error::{Error, Result};
-use crate::parallel::block_on;
 
 /// Largest block one Append Block call takes (service versions since 2022-11-02 allow 100 MiB;
 /// 4 MiB is what every version and Azurite accept).
 pub const MAX_APPEND_BYTES: usize = 4 * 1024 * 1024;
 
-/// Service version sent with every request (append position conditions need 2015-02-21+).
-const SERVICE_VERSION: &str = "2021-12-02";
-
-/// A credential source for one storage account.
-pub(crate) type AzureCredentials = Arc<dyn CredentialProvider<Credential = AzureCredential>>;
-
 /// One append blob, addressed by its `az://` / `abfss://` URL.
 pub struct AppendBlob {
-    url: String,
-    endpoint: url::Url,
-    account: String,
-    credentials: AzureCredentials,
-    client: reqwest::Client,
+    rest: RestBlob,
 }
 
 impl std::fmt::Debug for AppendBlob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppendBlob")
-            .field("url", &self.url)
+            .field("url", &self.rest.url())
             .finish_non_exhaustive()
     }
-}
-
-fn http_error(action: &'static str, url: &str, answer: &Answer) -> Error {
-    use std::io::ErrorKind;
-    let kind = match answer.status {
-        404 => ErrorKind::NotFound,
-        401 | 403 => ErrorKind::PermissionDenied,
-        _ => ErrorKind::Other,
-    };
-    // The service's <Message> says what is wrong; it holds no secrets (never a key or token).
-    let body = String::from_utf8_lossy(&answer.body);
-    let detail = body
-        .split_once("<Message>")
-        .and_then(|(_, rest)| rest.split_once("</Message>"))
-        .map(|(message, _)| message.lines().next().unwrap_or_default().trim().to_owned())
-        .unwrap_or_default();
-    let mut message = format!(
-        "the storage service answered HTTP {} {}",
-        answer.status, answer.code
-    );
-    if !detail.is_empty() {
-        message.push_str(": ");
-        message.push_str(&detail);
-    }
-    Error::io(
-        action,
-        PathBuf::from(url),
-        std::io::Error::new(kind, message),
-    )
-}
-
-fn transport_error(action: &'static str, url: &str, error: impl std::fmt::Display) -> Error {
-    Error::io(
-        action,
-        PathBuf::from(url),
-        std::io::Error::other(error.to_string()),
-    )
-}
-
-/// The status and `x-ms-error-code` of a response, and its body.
-struct Answer {
-    status: u16,
-    code: String,
-    body: Vec<u8>,
 }
 
 impl AppendBlob {
     /// Address the append blob at `url` (it is created on the first append). Makes no request.
     pub fn open(url: &str, options: &StorageOptions) -> Result<Self> {
-        let target = blob_endpoint(url, options)?;
-        let client = reqwest::Client::builder()
-            .build()
-            .map_err(|e| transport_error("connecting to", url, e))?;
         Ok(Self {
-            url: url.to_owned(),
-            endpoint: target.blob_url,
-            account: target.account,
-            credentials: target.credentials,
-            client,
+            rest: RestBlob::open(url, options)?,
         })
     }
 
     /// The URL this blob was named by.
     pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    async fn send(
-        &self,
-        action: &'static str,
-        method: http::Method,
-        query: Option<&str>,
-        headers: &[(&'static str, String)],
-        body: Vec<u8>,
-    ) -> Result<Answer> {
-        let mut uri = self.endpoint.clone();
-        uri.set_query(query);
-        let mut builder = http::Request::builder()
-            .method(method.clone())
-            .uri(uri.as_str())
-            .header("x-ms-version", SERVICE_VERSION);
-        // The service wants Content-Length on every PUT (0 included), and Shared Key signs it,
-        // so it is set here rather than left to the HTTP client (which omits it when empty).
-        if method == http::Method::PUT {
-            builder = builder.header(http::header::CONTENT_LENGTH, body.len().to_string());
-        }
-        for (name, value) in headers {
-            builder = builder.header(*name, value.as_str());
-        }
-        let mut request: http::Request<HttpRequestBody> = builder
-            .body(HttpRequestBody::from(Vec::new()))
-            .map_err(|e| transport_error(action, &self.url, e))?;
-        let credential = self
-            .credentials
-            .get_credential()
-            .await
-            .map_err(|e| super::blob::storage_error(action, &self.url, e))?;
-        AzureAuthorizer::new(&credential, &self.account)
-            .try_authorize(&mut request)
-            .map_err(|e| super::blob::storage_error(action, &self.url, e))?;
-        let (parts, _) = request.into_parts();
-        let request = reqwest::Request::try_from(http::Request::from_parts(parts, body))
-            .map_err(|e| transport_error(action, &self.url, e))?;
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| transport_error(action, &self.url, e))?;
-        let status = response.status().as_u16();
-        let code = response
-            .headers()
-            .get("x-ms-error-code")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(action, &self.url, e))?
-            .to_vec();
-        Ok(Answer { status, code, body })
-    }
-
-    fn call(
-        &self,
-        action: &'static str,
-        method: http::Method,
-        query: Option<&str>,
-        headers: &[(&'static str, String)],
-        body: Vec<u8>,
-    ) -> Result<Answer> {
-        block_on(self.send(action, method, query, headers, body))?
+        self.rest.url()
     }
 
     /// Create the blob as an empty append blob unless it exists.
     pub fn create_if_missing(&self) -> Result<()> {
-        let answer = self.call(
+        let answer = self.rest.call(
             "creating",
             http::Method::PUT,
             None,
@@ -206,7 +72,7 @@ impl AppendBlob {
             200..=299 => Ok(()),
             // Someone created it first (409 BlobAlreadyExists, or 412 from If-None-Match).
             409 | 412 => Ok(()),
-            _ => Err(http_error("creating", &self.url, &answer)),
+            _ => Err(http_error("creating", self.rest.url(), &answer)),
         }
     }
 
@@ -235,7 +101,7 @@ impl AppendBlob {
             Some(end) => format!("bytes={start}-{}", end - 1),
             None => format!("bytes={start}-"),
         };
-        let answer = self.call(
+        let answer = self.rest.call(
             "reading",
             http::Method::GET,
             None,
@@ -255,7 +121,7 @@ impl AppendBlob {
             404 if answer.code == "BlobNotFound" => Ok(None),
             // An empty range past the end (an empty blob included).
             416 => Ok(Some(Vec::new())),
-            _ => Err(http_error("reading", &self.url, &answer)),
+            _ => Err(http_error("reading", self.rest.url(), &answer)),
         }
     }
 
@@ -281,7 +147,7 @@ impl AppendBlob {
             });
         }
         for _ in 0..2 {
-            let answer = self.call(
+            let answer = self.rest.call(
                 "appending to",
                 http::Method::PUT,
                 Some("comp=appendblock"),
@@ -295,12 +161,12 @@ impl AppendBlob {
                 200..=299 => return Ok(true),
                 412 if answer.code == "AppendPositionConditionNotMet" => return Ok(false),
                 404 if answer.code == "BlobNotFound" => self.create_if_missing()?,
-                _ => return Err(http_error("appending to", &self.url, &answer)),
+                _ => return Err(http_error("appending to", self.rest.url(), &answer)),
             }
         }
         Err(Error::io(
             "appending to",
-            PathBuf::from(&self.url),
+            PathBuf::from(self.rest.url()),
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "the blob vanished right after it was created",

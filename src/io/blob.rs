@@ -228,14 +228,14 @@ struct Endpoint {
     /// `https://<account>.blob.core.windows.net/<container>` (or the emulator's / endpoint's).
     container_url: url::Url,
     account: String,
-    credentials: crate::io::append_blob::AzureCredentials,
+    credentials: crate::io::blob_rest::AzureCredentials,
 }
 
 /// The REST address of one blob, its account and its credentials.
 pub(crate) struct BlobEndpoint {
     pub(crate) blob_url: url::Url,
     pub(crate) account: String,
-    pub(crate) credentials: crate::io::append_blob::AzureCredentials,
+    pub(crate) credentials: crate::io::blob_rest::AzureCredentials,
 }
 
 /// The REST address and credentials of the blob `url` names (see [`BlobLocation::parse`]).
@@ -337,6 +337,42 @@ impl BlobLocation {
             ));
         }
         Ok(files)
+    }
+
+    /// Every blob under the "directory" `url` (`az://container/prefix/`) at any depth, hidden
+    /// ones (`.x`, `_x`) included, with its ETag, sorted; empty when there is none.
+    pub fn list_all(
+        url: &str,
+        options: &StorageOptions,
+    ) -> Result<Vec<(BlobLocation, Option<String>)>> {
+        let directory = Self::parse_with(url, options, true)?;
+        let root = directory.path.clone();
+        let base = url.trim_end_matches('/');
+        let mut found = Vec::new();
+        let mut pending = vec![root.clone()];
+        while let Some(prefix) = pending.pop() {
+            let listed = block_on(directory.store.list_with_delimiter(Some(&prefix)))?
+                .map_err(|e| storage_error("listing", url, e))?;
+            pending.extend(listed.common_prefixes);
+            found.extend(listed.objects.into_iter().filter_map(|meta| {
+                let relative = meta
+                    .location
+                    .as_ref()
+                    .strip_prefix(root.as_ref())?
+                    .trim_start_matches('/')
+                    .to_owned();
+                let blob = BlobLocation {
+                    url: format!("{base}/{relative}"),
+                    store: directory.store.clone(),
+                    path: meta.location,
+                    options: directory.options.clone(),
+                    endpoint: directory.endpoint.clone(),
+                };
+                Some((blob, meta.e_tag))
+            }));
+        }
+        found.sort_by(|a, b| a.0.url.cmp(&b.0.url));
+        Ok(found)
     }
 
     /// The name after the last `/`.
@@ -500,21 +536,63 @@ impl BlobLocation {
     }
 
     /// Replace the blob with `data` in one request, only if its ETag is still `etag`
-    /// (`If-Match`); `false` when it changed since (nothing was written).
-    pub fn put_if_unchanged(&self, data: Vec<u8>, etag: &str) -> Result<bool> {
+    /// (`If-Match`): the new ETag, or `None` when it changed since (nothing was written).
+    pub fn put_if_unchanged(&self, data: Vec<u8>, etag: &str) -> Result<Option<String>> {
         let version = object_store::UpdateVersion {
             e_tag: Some(etag.to_owned()),
             version: None,
         };
-        let put = self.store.put_opts(
-            &self.path,
-            PutPayload::from(data),
-            object_store::PutMode::Update(version).into(),
-        );
+        self.put_with_mode(data, object_store::PutMode::Update(version))
+    }
+
+    /// Create the blob with `data` in one request, only if it does not exist yet
+    /// (`If-None-Match: *`): its ETag, or `None` when a blob of that name exists (nothing was
+    /// written).
+    pub fn put_if_absent(&self, data: Vec<u8>) -> Result<Option<String>> {
+        self.put_with_mode(data, object_store::PutMode::Create)
+    }
+
+    fn put_with_mode(&self, data: Vec<u8>, mode: object_store::PutMode) -> Result<Option<String>> {
+        let put = self
+            .store
+            .put_opts(&self.path, PutPayload::from(data), mode.into());
         match block_on(put)? {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::Precondition { .. }) => Ok(false),
+            Ok(done) => done.e_tag.map(Some).ok_or_else(|| {
+                storage_error(
+                    "writing",
+                    &self.url,
+                    object_store::Error::Generic {
+                        store: "MicrosoftAzure",
+                        source: "the storage gave no ETag for the blob it wrote".into(),
+                    },
+                )
+            }),
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => Ok(None),
             Err(e) => Err(storage_error("writing", &self.url, e)),
+        }
+    }
+
+    /// Delete the blob in one request, only if its ETag is still `etag` (Delete Blob with
+    /// `If-Match`, which `object_store` cannot send); `false` when it changed since or is
+    /// already gone (nothing was deleted). A blob with snapshots is refused by the service
+    /// (`SnapshotsPresent`): its snapshots are the account owner's to keep or delete.
+    pub fn delete_if_unchanged(&self, etag: &str) -> Result<bool> {
+        let rest = super::blob_rest::RestBlob::open(&self.url, &self.options)?;
+        let answer = rest.call(
+            "deleting",
+            http::Method::DELETE,
+            None,
+            &[("if-match", etag.to_owned())],
+            Vec::new(),
+        )?;
+        match answer.status {
+            200..=299 => Ok(true),
+            412 => Ok(false),
+            404 if answer.code == "BlobNotFound" => Ok(false),
+            _ => Err(super::blob_rest::http_error("deleting", &self.url, &answer)),
         }
     }
 

@@ -14,6 +14,7 @@
 pub mod append_blob;
 pub mod atomic;
 pub mod blob;
+mod blob_rest;
 pub mod location;
 
 use std::fs::File;
