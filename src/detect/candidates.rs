@@ -59,6 +59,8 @@ pub(crate) struct CandidateFinder {
     starts: Vec<StateID>,
     /// Index into `starts` for each look-behind byte.
     start_of: [u8; 256],
+    /// `1 << start_of[byte]`.
+    start_bit: [u8; 256],
     start_of_text: u8,
     /// `[first byte << 8 | second byte]`: the set (bit `s` for `starts[s]`) of start states
     /// from which the DFA still lives after these two bytes. One load per position, with the
@@ -131,6 +133,7 @@ impl CandidateFinder {
         if starts.len() > 8 {
             return None;
         }
+        let start_bit = start_of.map(|s| 1u8 << s);
         let mut pair_alive: Box<[u8; 1 << 16]> = vec![0u8; 1 << 16].try_into().ok()?;
         let mut single_alive = [0u8; 256];
         for (s, &state) in starts.iter().enumerate() {
@@ -152,6 +155,7 @@ impl CandidateFinder {
             dense_patterns,
             starts,
             start_of,
+            start_bit,
             start_of_text,
             pair_alive,
             single_alive,
@@ -221,14 +225,19 @@ impl CandidateFinder {
             None => self.start_of_text,
             Some(before) => self.start_of[usize::from(bytes[before])],
         };
-        for (offset, pair) in bytes[at..].windows(2).enumerate() {
-            let (first, second) = (pair[0], pair[1]);
-            if self.pair_alive[usize::from(first) << 8 | usize::from(second)] & (1 << start) != 0 {
+        let mut start_bit = 1u8 << start;
+        let rest = &bytes[at..];
+        let mut offset = 0;
+        while offset + 1 < rest.len() {
+            let (first, second) = (rest[offset], rest[offset + 1]);
+            if self.pair_alive[usize::from(first) << 8 | usize::from(second)] & start_bit != 0 {
                 if let Some(found) = self.walk_from(bytes, at + offset, start, budget)? {
                     return Ok(Some(found));
                 }
             }
+            start_bit = self.start_bit[usize::from(first)];
             start = self.start_of[usize::from(first)];
+            offset += 1;
         }
         let last = bytes.len() - 1;
         if self.single_alive[usize::from(bytes[last])] & (1 << start) != 0 {

@@ -608,9 +608,12 @@ fn phone_score(candidate: &str) -> Option<f64> {
     let with_area_in_parentheses = candidate.starts_with('(');
     // National numbers are written with one kind of separator ("020 7946 0018",
     // "201.555.0123"); a mix usually means two numbers ("0100 2024-03-15").
-    let after_area = match candidate.find(')') {
-        Some(close) if with_area_in_parentheses => &candidate[close + 1..],
-        _ => candidate,
+    let after_area = match with_area_in_parentheses
+        .then(|| candidate.find(')'))
+        .flatten()
+    {
+        Some(close) => &candidate[close + 1..],
+        None => candidate,
     };
     let mut separators = after_area
         .trim_start()
@@ -649,15 +652,12 @@ fn email_valid(candidate: &str) -> bool {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..");
-    let labels: Vec<&str> = domain.split('.').collect();
+    let tld = domain.rsplit_once('.').map(|(_, tld)| tld);
     let domain_ok = domain.len() <= 253
-        && labels.len() >= 2
-        && labels
-            .iter()
+        && domain
+            .split('.')
             .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'))
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+        && tld.is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
     local_ok && domain_ok
 }
 
