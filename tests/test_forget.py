@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import amlguard as ag
 import polars as pl
@@ -319,6 +320,16 @@ def test_sigkill_at_random_moments_leaves_every_file_old_or_new(
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
 
+    def check_complete(receipt: dict[str, Any], dataset: Path) -> None:
+        # The receipt accounts for every row removed since the data was reset, whichever
+        # attempts removed them (a file swapped just before a kill included).
+        changes = receipt["files"]
+        assert sorted(Path(c["path"]).name for c in changes) == sorted(old)
+        assert all(Path(c["path"]).parent == dataset for c in changes)
+        assert all(c["rows_removed"] == 6 for c in changes)
+        assert all(c["rows_before"] == rows_expected[Path(c["path"]).name] for c in changes)
+        assert receipt["rows_removed"] == 6 * files
+
     # Time one full run on a copy to spread the kills over the whole run.
     import shutil
 
@@ -330,17 +341,30 @@ def test_sigkill_at_random_moments_leaves_every_file_old_or_new(
     )  # fmt: skip
     assert timing.returncode == 0, timing.stderr
     duration = time.perf_counter() - started
+    check_complete(json.loads(timing.stdout), tmp_path / "timing")
 
     rng = random.Random(7)
     kills = 0
     interrupted_mid_rewrite = 0
+    announced = 0
+    completed = 0
     for _ in range(20):
         child = run()
         time.sleep(rng.uniform(0.0, duration))
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
             kills += 1
-        child.wait(timeout=600)
+        out, _err = child.communicate(timeout=600)
+        journal = root / "_amlguard_forget.journal"
+        if journal.exists():
+            # Killed between announcing a swap and recording it: the rerun must find out
+            # whether it landed. (A line cut short by the kill is not a complete entry.)
+            last = journal.read_text().split("\n")[-2:-1]
+            announced += bool(last) and '"event":"replacing"' in last[0]
+        if child.returncode == 0:
+            # A run that completed (perhaps resuming killed ones) accounts for every row.
+            check_complete(json.loads(out), root)
+            completed += 1
         for p in root.glob("*.parquet"):
             content = _content(p)
             assert content in (old[p.name], new[p.name]), f"{p.name} is neither old nor new"
@@ -359,10 +383,13 @@ def test_sigkill_at_random_moments_leaves_every_file_old_or_new(
     assert kills >= 10, f"only {kills} runs were killed mid-way (run takes {duration:.2f}s)"
     # Some kills must land while files are being swapped, not only during start-up.
     assert interrupted_mid_rewrite >= 3, interrupted_mid_rewrite
+    print(f"run {duration:.2f}s: {kills} killed, {interrupted_mid_rewrite} mid-run "
+          f"({announced} right after announcing a swap), {completed} completed")  # fmt: skip
 
     final = run()
     out, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
+    check_complete(json.loads(out), root)
     for p in root.glob("*.parquet"):
         assert _content(p) == new[p.name]
     assert not list(root.glob(".*")) and not list(root.glob("_amlguard*"))

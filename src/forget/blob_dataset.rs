@@ -41,8 +41,8 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::blob_journal::{self, content_sha256, journal_url, BlobJournal, Previous};
-use super::journal::Entry;
+use super::blob_journal::{self, journal_url, BlobJournal, Previous};
+use super::journal::{content_sha256, Entry};
 use super::matcher::Needles;
 use super::partition::id_partition;
 use super::FileChange;
@@ -414,15 +414,8 @@ pub(crate) fn forget_in_blobs(
                 "the blob changed since it was scanned (ETag {etag} is no longer current); its new content was kept"
             ))
         };
-        let replacing = |change: &FileChange, sha256_after: String| Entry::Replacing {
-            path: change.path.clone(),
-            rows_before: change.rows_before,
-            rows_removed: change.rows_removed,
-            bytes_before: change.bytes_before,
-            bytes_after: change.bytes_after,
-            removed: change.removed,
-            etag_before: etag.clone(),
-            sha256_after,
+        let replacing = |change: &FileChange, sha256_after: String| {
+            Entry::replacing(change, etag.clone(), sha256_after)
         };
         if change.removed {
             journal.append(&replacing(&change, String::new()))?;
