@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import amlguard as ag
 import polars as pl
@@ -301,16 +302,20 @@ def test_sigkill_at_random_moments_leaves_every_file_old_or_new(
     for k in range(files):
         pq.write_table(patients(30_000, k * 30_000, seed=k), root / f"part-{k:02d}.parquet",
                        row_group_size=5_000)  # fmt: skip
-    # Two subjects per file, so every file is rewritten.
+    # Two subjects per file, three rows each; the identifiers repeat over the files, so the
+    # victims' rows lie in the first six files and the other ten stay untouched.
     victims = [
         f"patient-{(k * 30_000 + off) // 3:06d}" for k in range(files) for off in (9, 20_001)
     ]
     old = {p.name: _content(p) for p in root.glob("*.parquet")}
     new = {}
+    rows_removed: dict[str, int] = {}
     for p in root.glob("*.parquet"):
         table = pq.read_table(p)
         kept = table.filter(pc.invert(pc.is_in(table.column("patient_id"), pa.array(victims))))
         new[p.name] = hashlib.sha256(kept.to_pandas().to_csv().encode()).hexdigest()
+        if kept.num_rows < table.num_rows:
+            rows_removed[p.name] = table.num_rows - kept.num_rows
     rows_expected = {p.name: pq.read_metadata(p).num_rows for p in root.glob("*.parquet")}
 
     def run() -> subprocess.Popen[bytes]:
@@ -318,6 +323,18 @@ def test_sigkill_at_random_moments_leaves_every_file_old_or_new(
             [sys.executable, "-c", CHILD, str(root), keyring.path, ",".join(victims)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
+
+    def check_complete(receipt: dict[str, Any], dataset: Path) -> None:
+        # The receipt accounts for every row removed since the data was reset, whichever
+        # attempts removed them (a file swapped just before a kill included).
+        changes = receipt["files"]
+        assert sorted(Path(c["path"]).name for c in changes) == sorted(rows_removed)
+        assert all(Path(c["path"]).parent == dataset for c in changes)
+        for change in changes:
+            name = Path(change["path"]).name
+            assert change["rows_removed"] == rows_removed[name]
+            assert change["rows_before"] == rows_expected[name]
+        assert receipt["rows_removed"] == sum(rows_removed.values())
 
     # Time one full run on a copy to spread the kills over the whole run.
     import shutil
@@ -330,17 +347,30 @@ def test_sigkill_at_random_moments_leaves_every_file_old_or_new(
     )  # fmt: skip
     assert timing.returncode == 0, timing.stderr
     duration = time.perf_counter() - started
+    check_complete(json.loads(timing.stdout), tmp_path / "timing")
 
     rng = random.Random(7)
     kills = 0
     interrupted_mid_rewrite = 0
+    announced = 0
+    completed = 0
     for _ in range(20):
         child = run()
         time.sleep(rng.uniform(0.0, duration))
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
             kills += 1
-        child.wait(timeout=600)
+        out, _err = child.communicate(timeout=600)
+        journal = root / "_amlguard_forget.journal"
+        if journal.exists():
+            # Killed between announcing a swap and recording it: the rerun must find out
+            # whether it landed. (A line cut short by the kill is not a complete entry.)
+            last = journal.read_text().split("\n")[-2:-1]
+            announced += bool(last) and '"event":"replacing"' in last[0]
+        if child.returncode == 0:
+            # A run that completed (perhaps resuming killed ones) accounts for every row.
+            check_complete(json.loads(out), root)
+            completed += 1
         for p in root.glob("*.parquet"):
             content = _content(p)
             assert content in (old[p.name], new[p.name]), f"{p.name} is neither old nor new"
@@ -359,10 +389,13 @@ def test_sigkill_at_random_moments_leaves_every_file_old_or_new(
     assert kills >= 10, f"only {kills} runs were killed mid-way (run takes {duration:.2f}s)"
     # Some kills must land while files are being swapped, not only during start-up.
     assert interrupted_mid_rewrite >= 3, interrupted_mid_rewrite
+    print(f"run {duration:.2f}s: {kills} killed, {interrupted_mid_rewrite} mid-run "
+          f"({announced} right after announcing a swap), {completed} completed")  # fmt: skip
 
     final = run()
     out, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
+    check_complete(json.loads(out), root)
     for p in root.glob("*.parquet"):
         assert _content(p) == new[p.name]
     assert not list(root.glob(".*")) and not list(root.glob("_amlguard*"))

@@ -472,6 +472,46 @@ def test_a_subjects_partition_blobs_are_deleted(
     assert f"{url}patient_id=" in record and log.verify().ok
 
 
+def test_a_prefix_emptied_of_every_partition_stays_a_valid_empty_dataset(
+    blobs: BlobServiceClient, azurite: Azurite, keyring: ag.LocalKeyring
+) -> None:
+    prefix = f"by-id-emptied-{uuid.uuid4().hex[:8]}/"
+    visits_only = pa.table({"visit": [1, 2, 3]})
+    upload(blobs, prefix + "patient_id=subject-003/part-0.parquet", visits_only)
+    upload(blobs, prefix + "patient_id=subject-011/part-0.parquet", visits_only)
+    container = blobs.get_container_client(CONTAINER)
+    container.upload_blob(prefix + "patient_id=subject-003/_SUCCESS", b"")
+    url = f"az://{CONTAINER}/{prefix}"
+    target = [ag.Dataset(url, id_column="patient_id")]
+    options = azurite.storage_options
+    receipt = ag.forget(GONE, target, keyring=keyring, storage_options=options)
+    assert receipt.rows_removed == 6 and len(receipt.files_removed) == 2
+    # Blob storage keeps no empty folder: a hidden marker, naming no subject, keeps the prefix.
+    left = state(blobs, prefix)
+    assert list(left) == [prefix + "_amlguard_forget.emptied"]
+    assert not any(s in left[prefix + "_amlguard_forget.emptied"][1].decode() for s in GONE)
+    # A rerun, a later forget and a verification see an empty dataset.
+    for subjects, dry_run in ((GONE, False), (["subject-001"], False), (GONE, True)):
+        again = ag.forget(subjects, target, keyring=keyring, dry_run=dry_run,
+                          storage_options=options)  # fmt: skip
+        assert (again.files_scanned, again.rows_removed) == (0, 0)
+        assert again.files == [] and again.directories_removed == []
+    verification = ag.verify_forgotten(GONE, target, keyring=keyring, storage_options=options)
+    assert verification.ok and verification.files_scanned == 0
+    assert state(blobs, prefix) == left
+    # Visible blobs but no Parquet blob: refused, since forgetting nothing would pass for
+    # success; no blob at all (never a dataset, a wrong URL): not found.
+    container.upload_blob(prefix + "visits.csv", b"patient_id\nsubject-003\n")
+    with pytest.raises(ag.InvalidDataError, match="visits.csv"):
+        ag.forget(GONE, target, keyring=keyring, storage_options=options)
+    with pytest.raises(ag.InvalidDataError, match="no Parquet blobs"):
+        ag.verify_forgotten(GONE, target, keyring=keyring, storage_options=options)
+    with pytest.raises(ag.StorageNotFoundError, match="no blob lies under this prefix"):
+        ag.verify_forgotten(GONE, [ag.Dataset(f"az://{CONTAINER}/never-{uuid.uuid4().hex[:8]}/",
+                            id_column="patient_id")], keyring=keyring,
+                            storage_options=options)  # fmt: skip
+
+
 def test_a_partition_blob_changed_before_its_delete_is_kept(
     blobs: BlobServiceClient, azurite: Azurite, keyring: ag.LocalKeyring
 ) -> None:

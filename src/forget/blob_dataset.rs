@@ -3,7 +3,12 @@
 //! Contract:
 //! - The dataset is the `.parquet` blobs under the prefix, hive folders included (or the one
 //!   blob a URL without a trailing `/` names); blobs and folders whose names start with `.` or
-//!   `_` are not part of it. Every blob is scanned (and its ETag noted) before any is written,
+//!   `_` are not part of it. A prefix left with hidden blobs only is an empty dataset (a
+//!   subject found nowhere, an empty receipt): a run that deletes every Parquet blob of the
+//!   dataset (all partitions of the id column) first leaves the hidden blob
+//!   `_amlguard_forget.emptied` there, since blob storage keeps no empty folder. A prefix with
+//!   visible blobs but no Parquet blob is refused (`InvalidData`), and one with no blob at all
+//!   (never a dataset, or a wrong URL) as not found. Every blob is scanned (and its ETag noted) before any is written,
 //!   so a blob without the id column stops the run before anything changed. The scan reads
 //!   each blob's footer and id-column chunks only, with ranged GETs under `If-Match`.
 //! - A blob without a subject row is never written: its ETag and bytes stay as they were.
@@ -41,13 +46,13 @@ use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::blob_journal::{self, content_sha256, journal_url, BlobJournal, Previous};
-use super::journal::Entry;
+use super::blob_journal::{self, journal_url, BlobJournal, Previous};
+use super::journal::{content_sha256, Entry};
 use super::matcher::Needles;
 use super::partition::id_partition;
 use super::FileChange;
 use crate::error::{Error, Result};
-use crate::io::blob::{BlobChunks, BlobLocation, StorageOptions};
+use crate::io::blob::{storage_error, BlobChunks, BlobLocation, StorageOptions};
 use crate::parallel::RunControl;
 
 const BATCH_ROWS: usize = 64 * 1024;
@@ -110,20 +115,76 @@ fn clear_partition(directory: &Path, storage: &StorageOptions) -> Result<Option<
     Ok(Some(deleted))
 }
 
+/// The hidden blob a run leaves under a prefix whose every Parquet blob it deletes, so that
+/// the prefix still exists (blob storage keeps no empty folders) and later runs read it as an
+/// empty dataset rather than a wrong URL.
+const EMPTIED_MARKER: &str = "_amlguard_forget.emptied";
+
+fn is_parquet_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [".parquet", ".pq", ".parq"]
+        .iter()
+        .any(|e| name.ends_with(e))
+}
+
+/// The Parquet blobs of the dataset at `url` (see the module docs), sorted. Under a prefix,
+/// a blob is hidden when its name or a folder on its way starts with `.` or `_`. A prefix
+/// holding hidden blobs only (the marker a run leaves when it deletes every blob, a journal,
+/// `_SUCCESS`) is an empty dataset, as a local folder without visible files is; one holding
+/// visible blobs but no Parquet blob is refused, since forgetting nothing there would look
+/// like success; one holding no blob at all does not exist (most likely a wrong URL) and is
+/// refused as not found.
 fn blobs_of(url: &str, storage: &StorageOptions) -> Result<Vec<BlobLocation>> {
-    if url.ends_with('/') {
-        Ok(BlobLocation::list_tree(url, storage)?
-            .into_iter()
-            .filter(|blob| {
-                let name = blob.file_name().to_ascii_lowercase();
-                [".parquet", ".pq", ".parq"]
-                    .iter()
-                    .any(|e| name.ends_with(e))
-            })
-            .collect())
-    } else {
-        Ok(vec![BlobLocation::parse(url, storage)?])
+    if !url.ends_with('/') {
+        return Ok(vec![BlobLocation::parse(url, storage)?]);
     }
+    let listed = BlobLocation::list_all(url, storage)?;
+    if listed.is_empty() {
+        return Err(storage_error(
+            "listing",
+            url,
+            object_store::Error::NotFound {
+                path: url.to_owned(),
+                source: "no blob lies under this prefix (a dataset whose every blob forget \
+                         deleted keeps a hidden _amlguard_forget.emptied blob)"
+                    .into(),
+            },
+        ));
+    }
+    let (parquet, other): (Vec<BlobLocation>, Vec<BlobLocation>) = listed
+        .into_iter()
+        .map(|(blob, _)| blob)
+        .filter(|blob| {
+            !blob
+                .url()
+                .strip_prefix(url)
+                .unwrap_or(blob.url())
+                .split('/')
+                .any(|part| part.starts_with(['.', '_']))
+        })
+        .partition(|blob| is_parquet_name(blob.file_name()));
+    if let (true, Some(other)) = (parquet.is_empty(), other.first()) {
+        return Err(Error::invalid_data(
+            None,
+            format!(
+                "dataset '{url}' holds no Parquet blobs, only other blobs such as '{}'",
+                other.url()
+            ),
+        ));
+    }
+    Ok(parquet)
+}
+
+/// Leave [`EMPTIED_MARKER`] under the prefix `url` (unless it is there already).
+fn mark_emptied(url: &str, run_id: &str, storage: &StorageOptions) -> Result<()> {
+    let marker = BlobLocation::parse(&format!("{url}{EMPTIED_MARKER}"), storage)?;
+    let note = serde_json::json!({
+        "emptied_by_forget_run": run_id,
+        "note": "every Parquet blob of this dataset was deleted by forget; this blob keeps the \
+                 prefix readable as an empty dataset",
+    });
+    marker.put_if_absent(note.to_string().into_bytes())?;
+    Ok(())
 }
 
 /// The blob as of the version seen (`If-Match` on every read) when the storage gave an ETag.
@@ -390,6 +451,14 @@ pub(crate) fn forget_in_blobs(
     }];
     entries.extend(carried.iter().cloned());
     let mut journal = BlobJournal::create(journal_location, &previous, &entries)?;
+    // Before the deletions: a run killed midway leaves the marker too.
+    let empties_dataset = url.ends_with('/')
+        && !affected.is_empty()
+        && affected.len() as u64 == outcome.files_scanned
+        && affected.iter().all(|a| a.change.removed);
+    if empties_dataset {
+        mark_emptied(url, run_id, storage)?;
+    }
     outcome
         .changes
         .extend(carried.iter().filter_map(Entry::change));
@@ -414,15 +483,8 @@ pub(crate) fn forget_in_blobs(
                 "the blob changed since it was scanned (ETag {etag} is no longer current); its new content was kept"
             ))
         };
-        let replacing = |change: &FileChange, sha256_after: String| Entry::Replacing {
-            path: change.path.clone(),
-            rows_before: change.rows_before,
-            rows_removed: change.rows_removed,
-            bytes_before: change.bytes_before,
-            bytes_after: change.bytes_after,
-            removed: change.removed,
-            etag_before: etag.clone(),
-            sha256_after,
+        let replacing = |change: &FileChange, sha256_after: String| {
+            Entry::replacing(change, etag.clone(), sha256_after)
         };
         if change.removed {
             journal.append(&replacing(&change, String::new()))?;

@@ -16,10 +16,7 @@
 //! be written in one request: an append blob is created empty and filled by later appends, so
 //! a run killed between the two would lose the lines it carries over from the run it resumes.
 
-use std::collections::HashSet;
-use std::path::Path;
-
-use super::journal::{self, Entry};
+use super::journal::{self, content_sha256, Entry};
 use crate::error::{Error, Result};
 use crate::io::blob::{BlobLocation, StorageOptions};
 
@@ -118,42 +115,16 @@ impl BlobJournal {
 }
 
 /// The `Done` lines to carry into this run's journal and receipt when `previous` is the journal
-/// of an interrupted run of the same `request` (`None` when there is none, or it is another
-/// request's): its finished blobs, and a blob it announced (`Replacing`) and was killed before
-/// recording, when the request landed.
+/// of an interrupted run of the same `request` (see [`journal::carried_over`]); a blob announced
+/// by `Replacing` counts when its put or delete landed.
 pub(crate) fn carried_over(
     previous: &Previous,
     request: &str,
     storage: &StorageOptions,
 ) -> Result<Option<Vec<Entry>>> {
-    let same_request = previous
-        .entries
-        .iter()
-        .any(|e| matches!(e, Entry::Start { request: r, .. } if r == request));
-    if !same_request {
-        return Ok(None);
-    }
-    let finished: HashSet<&Path> = previous
-        .entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::Done { path, .. } => Some(path.as_path()),
-            _ => None,
-        })
-        .collect();
-    let mut carried = Vec::new();
-    for entry in &previous.entries {
-        match entry {
-            Entry::Done { .. } => carried.push(entry.clone()),
-            Entry::Replacing { path, .. }
-                if !finished.contains(path.as_path()) && replacement_landed(entry, storage)? =>
-            {
-                carried.extend(entry.change().map(|change| Entry::done(&change)));
-            }
-            _ => {}
-        }
-    }
-    Ok(Some(carried))
+    journal::carried_over(&previous.entries, request, |entry| {
+        replacement_landed(entry, storage)
+    })
 }
 
 /// Whether the request a `Replacing` line announced landed before its run was killed: the blob
@@ -183,12 +154,6 @@ fn replacement_landed(entry: &Entry, storage: &StorageOptions) -> Result<bool> {
     }
     let (bytes, _) = blob.get_with_etag()?;
     Ok(content_sha256(&bytes) == *sha256_after)
-}
-
-/// SHA-256 of `bytes`, in hex.
-pub(crate) fn content_sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 #[cfg(test)]

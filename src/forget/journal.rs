@@ -2,15 +2,19 @@
 //!
 //! One JSON Lines file per dataset (`_amlguard_forget.journal` in a dataset directory, or
 //! `_amlguard_forget.<file name>.journal` beside a single-file dataset; the leading underscore
-//! hides it from Parquet readers). The first line is the plan, each later line one finished
-//! file, each written with `fsync`. A run killed at any moment leaves every data file old or new
-//! (each swap is one rename); the next run reads the journal, removes the temporary files the
-//! killed run left, carries the finished files into its receipt, and redoes the rest (a file
+//! hides it from Parquet readers). The first line is the plan; then, per file, a `replacing`
+//! line just before its swap (the counts and the SHA-256 of the new content) and a `done` line
+//! after it, each written with `fsync`. A run killed at any moment leaves every data file old or
+//! new (each swap is one rename or unlink); the next run reads the journal, removes the
+//! temporary files the killed run left, carries the finished files into its receipt, together
+//! with a file announced by `replacing` whose swap landed before the kill (it holds exactly
+//! the announced content, or is gone when it was to be removed), and redoes the rest (a file
 //! already rewritten no longer matches, so nothing is removed twice). The journal is deleted
-//! when the run completes. It holds paths, counts and a keyed request fingerprint, never subject
-//! identifiers other than in paths of a tree partitioned by the id column, whose directory names
-//! are identifiers until the run removes them.
+//! when the run completes. It holds paths, counts, content hashes and a keyed request
+//! fingerprint, never subject identifiers other than in paths of a tree partitioned by the id
+//! column, whose directory names are identifiers until the run removes them.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,11 +53,11 @@ pub enum Entry {
         #[serde(default)]
         removed: bool,
     },
-    /// A blob about to be replaced or deleted (blob datasets only). Written before the
-    /// request, so that a run killed between the request and its `Done` line can tell, when
-    /// resumed, whether the request landed.
+    /// A file or blob about to be replaced or removed. Written before the swap (a rename or
+    /// unlink, a put or Delete Blob), so that a run killed between the swap and its `Done` line
+    /// can tell, when resumed, whether the swap landed.
     Replacing {
-        /// The blob's URL.
+        /// The file's path or the blob's URL.
         path: PathBuf,
         /// Rows before.
         rows_before: u64,
@@ -66,7 +70,9 @@ pub enum Entry {
         /// The blob is deleted whole rather than replaced.
         #[serde(default)]
         removed: bool,
-        /// The ETag of the version scanned, which the request is conditioned on.
+        /// The ETag of the blob version scanned, which the request is conditioned on; empty
+        /// for a local file.
+        #[serde(default)]
         etag_before: String,
         /// SHA-256 (hex) of the new content; empty for a removal.
         #[serde(default)]
@@ -84,6 +90,21 @@ impl Entry {
             bytes_before: change.bytes_before,
             bytes_after: change.bytes_after,
             removed: change.removed,
+        }
+    }
+
+    /// The `Replacing` line announcing `change`, whose new content hashes to `sha256_after`
+    /// (empty for a removal), of the version `etag_before` (empty for a local file).
+    pub fn replacing(change: &FileChange, etag_before: String, sha256_after: String) -> Self {
+        Self::Replacing {
+            path: change.path.clone(),
+            rows_before: change.rows_before,
+            rows_removed: change.rows_removed,
+            bytes_before: change.bytes_before,
+            bytes_after: change.bytes_after,
+            removed: change.removed,
+            etag_before,
+            sha256_after,
         }
     }
 
@@ -153,6 +174,82 @@ pub fn parse(text: &str) -> Vec<Entry> {
     text.split_terminator('\n')
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect()
+}
+
+/// The `Done` lines to carry into this run's journal and receipt when `previous` is the journal
+/// of an interrupted run of the same `request` (`None` when there is none, or it is another
+/// request's): its finished files, and a file it announced (`Replacing`) and was killed before
+/// recording, when `landed` says the swap took place.
+pub fn carried_over(
+    previous: &[Entry],
+    request: &str,
+    mut landed: impl FnMut(&Entry) -> Result<bool>,
+) -> Result<Option<Vec<Entry>>> {
+    let same_request = previous
+        .iter()
+        .any(|e| matches!(e, Entry::Start { request: r, .. } if r == request));
+    if !same_request {
+        return Ok(None);
+    }
+    let finished: HashSet<&Path> = previous
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Done { path, .. } => Some(path.as_path()),
+            _ => None,
+        })
+        .collect();
+    let mut carried = Vec::new();
+    for entry in previous {
+        match entry {
+            Entry::Done { .. } => carried.push(entry.clone()),
+            Entry::Replacing { path, .. }
+                if !finished.contains(path.as_path()) && landed(entry)? =>
+            {
+                carried.extend(entry.change().map(|change| Entry::done(&change)));
+            }
+            _ => {}
+        }
+    }
+    Ok(Some(carried))
+}
+
+/// Whether the swap a `Replacing` line announced for a local file landed before its run was
+/// killed: the file is gone (a removal), or holds exactly the new content (a rewrite).
+pub fn local_replacement_landed(entry: &Entry) -> Result<bool> {
+    let Entry::Replacing {
+        path,
+        bytes_after,
+        removed,
+        sha256_after,
+        ..
+    } = entry
+    else {
+        return Ok(false);
+    };
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(*removed),
+        Err(e) => return Err(Error::io("reading", path, e)),
+    };
+    if *removed || metadata.len() != *bytes_after {
+        return Ok(false);
+    }
+    Ok(file_sha256(path)? == *sha256_after)
+}
+
+/// SHA-256 (hex) of a file's content, read in a stream.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io("reading", path, e))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// SHA-256 (hex) of `bytes`.
+pub fn content_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// Remove temporary files a killed run left beside `file` (`.<name>.*.tmp`, see `AtomicFile`).

@@ -461,7 +461,6 @@ fn forget_inner(
         }
         // Resume: finish what an interrupted run of the same request started.
         let journal_path = journal::journal_path(&item.dataset.path);
-        let mut carried = Vec::new();
         let previous = journal::read(&journal_path)?;
         // Partition directories to remove: this run's, and those of an interrupted run, whose
         // files may already be gone.
@@ -477,20 +476,17 @@ fn forget_inner(
         );
         directories.sort();
         directories.dedup();
-        let same_request = previous
-            .iter()
-            .any(|e| matches!(e, journal::Entry::Start { request: r, .. } if *r == request));
         for entry in &previous {
-            match entry {
-                journal::Entry::Start { files, .. } => {
-                    files.iter().for_each(|f| journal::remove_leftovers(f))
-                }
-                journal::Entry::Done { .. } if same_request => carried.push(entry.clone()),
-                _ => {}
+            if let journal::Entry::Start { files, .. } = entry {
+                files.iter().for_each(|f| journal::remove_leftovers(f));
             }
         }
-        if !previous.is_empty() {
-            receipt.resumed = same_request;
+        let mut carried = Vec::new();
+        if let Some(finished) =
+            journal::carried_over(&previous, &request, journal::local_replacement_landed)?
+        {
+            receipt.resumed = true;
+            carried = finished;
         }
         receipt
             .files
@@ -511,10 +507,35 @@ fn forget_inner(
                 .par_iter()
                 .map(|scan| {
                     control.check()?;
+                    // Announce each swap before it happens, so that a run killed between the
+                    // swap and its `done` line still counts the file when resumed.
+                    let announce = |done: &parquet::Rewritten, sha256_after: &str| {
+                        let change = FileChange {
+                            path: scan.path.clone(),
+                            rows_before: done.rows_before,
+                            rows_removed: done.rows_removed,
+                            bytes_before: done.bytes_before,
+                            bytes_after: done.bytes_after,
+                            removed: scan.whole_file,
+                        };
+                        journal.lock().unwrap_or_else(|p| p.into_inner()).append(
+                            &journal::Entry::replacing(
+                                &change,
+                                String::new(),
+                                sha256_after.to_owned(),
+                            ),
+                        )
+                    };
                     let done = if scan.whole_file {
-                        remove_whole_file(scan)?
+                        remove_whole_file(scan, &|done| announce(done, ""))?
                     } else {
-                        rewrite_file(scan, &item.dataset.id_column, &item.needles, control)?
+                        rewrite_file(
+                            scan,
+                            &item.dataset.id_column,
+                            &item.needles,
+                            control,
+                            &announce,
+                        )?
                     };
                     let change = FileChange {
                         path: scan.path.clone(),

@@ -281,21 +281,27 @@ fn unchanged_since_scan(scan: &FileScan) -> Result<()> {
 }
 
 /// Remove a file all of whose rows belong to the subjects, unless it changed since it was
-/// scanned. One unlink: the file is there whole or gone.
-pub fn remove_whole_file(scan: &FileScan) -> Result<Rewritten> {
+/// scanned. One unlink: the file is there whole or gone. `before_removal` is called with the
+/// counts just before the unlink (to journal them); its error keeps the file.
+pub fn remove_whole_file(
+    scan: &FileScan,
+    before_removal: &dyn Fn(&Rewritten) -> Result<()>,
+) -> Result<Rewritten> {
     let path = &scan.path;
     unchanged_since_scan(scan)?;
+    let removed = Rewritten {
+        rows_before: scan.rows,
+        rows_removed: scan.rows,
+        bytes_before: scan.fingerprint.len,
+        bytes_after: 0,
+    };
+    before_removal(&removed)?;
     std::fs::remove_file(path).map_err(|e| Error::io("removing", path, e))?;
     if let Some(parent) = path.parent() {
         // Make the removal durable before the journal records it.
         let _ = File::open(parent).and_then(|dir| dir.sync_all());
     }
-    Ok(Rewritten {
-        rows_before: scan.rows,
-        rows_removed: scan.rows,
-        bytes_before: scan.fingerprint.len,
-        bytes_after: 0,
-    })
+    Ok(removed)
 }
 
 /// What rewriting one file did.
@@ -311,13 +317,35 @@ pub struct Rewritten {
     pub bytes_after: u64,
 }
 
+/// A writer that hashes (SHA-256) what passes through it, so that the journal can name the new
+/// content without reading it back.
+struct HashingWriter<'a, W> {
+    inner: W,
+    hasher: &'a mut sha2::Sha256,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Rewrite `scan.path` without the matching rows and swap it in atomically, unless the file
-/// changed since it was scanned.
+/// changed since it was scanned. `before_swap` is called with the counts and the SHA-256 (hex)
+/// of the new content just before the rename (to journal them); its error stops the swap.
 pub fn rewrite_file(
     scan: &FileScan,
     id_column: &str,
     needles: &Needles,
     control: &RunControl,
+    before_swap: &dyn Fn(&Rewritten, &str) -> Result<()>,
 ) -> Result<Rewritten> {
     let path = &scan.path;
     let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
@@ -395,9 +423,13 @@ pub fn rewrite_file(
     };
     let mut output = AtomicFile::create(path)?;
     let mut rows_removed = 0u64;
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
     {
         let writer = ArrowWriter::try_new(
-            output.file_mut(),
+            HashingWriter {
+                inner: output.file_mut(),
+                hasher: &mut hasher,
+            },
             std::sync::Arc::clone(&schema),
             Some(properties.build()),
         )?;
@@ -486,11 +518,16 @@ pub fn rewrite_file(
     // The last moment before the swap: if someone else wrote the file since the scan, keep
     // theirs and drop ours (the temporary file is removed when `output` is dropped).
     unchanged_since_scan(scan)?;
-    let bytes_after = output.commit()?;
-    Ok(Rewritten {
+    let rewritten = Rewritten {
         rows_before: scan.rows,
         rows_removed,
         bytes_before: scan.fingerprint.len,
-        bytes_after,
-    })
+        bytes_after: output.bytes_written()?,
+    };
+    before_swap(
+        &rewritten,
+        &hex::encode(<sha2::Sha256 as sha2::Digest>::finalize(hasher)),
+    )?;
+    output.commit()?;
+    Ok(rewritten)
 }

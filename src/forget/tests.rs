@@ -234,7 +234,8 @@ fn a_file_changed_during_the_run_is_refused() {
     // Another writer replaces the file between the scan and the swap.
     std::thread::sleep(std::time::Duration::from_millis(20));
     write(&file, &["p1", "p2", "p9"], &[1, 2, 9]);
-    let error = parquet::rewrite_file(&scan, "patient_id", &needles, &control).unwrap_err();
+    let error =
+        parquet::rewrite_file(&scan, "patient_id", &needles, &control, &|_, _| Ok(())).unwrap_err();
     assert!(matches!(error, Error::ConcurrentModification { .. }));
     assert_eq!(ids_in(&file), ["p1", "p2", "p9"]);
 }
@@ -475,4 +476,119 @@ fn a_dry_run_lists_exactly_the_directories_the_real_run_removes() {
     assert_eq!(receipt.directories_removed, vec![root.join("patient_id=c")]);
     assert!(root.join("patient_id=a").is_dir() && root.join("patient_id=b").is_dir());
     assert_eq!(ids_in(&root.join("patient_id=b").join("x.parquet")), ["d"]);
+}
+
+#[test]
+fn a_rerun_counts_the_files_a_killed_run_swapped_before_writing_their_done_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("visits");
+    std::fs::create_dir_all(&root).unwrap();
+    let (rewritten, pending) = (root.join("a.parquet"), root.join("b.parquet"));
+    let removed = root.join("patient_id=p2").join("part-0.parquet");
+    write(&rewritten, &["p1", "p2", "p3"], &[1, 2, 3]);
+    let bytes_before = std::fs::metadata(&rewritten).unwrap().len();
+    write(&pending, &["p2", "x"], &[4, 5]);
+    let pending_bytes = std::fs::metadata(&pending).unwrap().len();
+    // The killed run's state: `a` swapped for its rewrite, the partition file unlinked, each
+    // announced by a `replacing` line without its `done` line; `b` announced, not yet swapped.
+    write(&rewritten, &["p1", "p3"], &[1, 3]);
+    let bytes_after = std::fs::metadata(&rewritten).unwrap().len();
+    std::fs::create_dir_all(removed.parent().unwrap()).unwrap();
+    let change = |path: &Path, rows: (u64, u64), bytes: (u64, u64), removed: bool| FileChange {
+        path: path.to_path_buf(),
+        rows_before: rows.0,
+        rows_removed: rows.1,
+        bytes_before: bytes.0,
+        bytes_after: bytes.1,
+        removed,
+    };
+    let swapped = change(&rewritten, (3, 1), (bytes_before, bytes_after), false);
+    let unlinked = change(&removed, (2, 2), (700, 0), true);
+    let entries = [
+        journal::Entry::Start {
+            run_id: "killed".into(),
+            request: "subjects:1".into(),
+            files: vec![rewritten.clone(), pending.clone(), removed.clone()],
+        },
+        journal::Entry::replacing(
+            &swapped,
+            String::new(),
+            journal::file_sha256(&rewritten).unwrap(),
+        ),
+        journal::Entry::replacing(
+            &change(&pending, (2, 1), (pending_bytes, pending_bytes), false),
+            String::new(),
+            journal::content_sha256(b"the rewrite that never landed"),
+        ),
+        journal::Entry::replacing(&unlinked, String::new(), String::new()),
+    ];
+    let text: String = entries
+        .iter()
+        .map(|e| journal::encode(e).unwrap())
+        .collect();
+    std::fs::write(journal::journal_path(&root), text).unwrap();
+    std::fs::write(root.join(".a.parquet.killed.tmp"), b"partial").unwrap();
+
+    let receipt = run(&root, &["p2"], false).unwrap();
+    assert!(receipt.resumed);
+    let counted: Vec<_> = receipt
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.rows_removed, f.removed))
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            (rewritten.clone(), 1, false),
+            (pending.clone(), 1, false),
+            (removed.clone(), 2, true),
+        ]
+    );
+    assert_eq!(receipt.files[0], swapped);
+    assert_eq!(receipt.rows_removed, 4);
+    assert_eq!(
+        receipt.directories_removed,
+        vec![root.join("patient_id=p2")]
+    );
+    assert_eq!(ids_in(&pending), ["x"]);
+    assert_eq!(ids_in(&rewritten), ["p1", "p3"]);
+    assert!(!root.join(".a.parquet.killed.tmp").exists());
+    assert!(!journal::journal_path(&root).exists());
+}
+
+#[test]
+fn a_rewrite_is_announced_with_the_hash_of_the_content_swapped_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.parquet");
+    write(&path, &["p1", "p2"], &[1, 2]);
+    let needles = Needles::build(
+        &["p2".into()],
+        &IdForm::Raw,
+        &LocalKeyring::open(dir.path().join("keys")).unwrap(),
+    )
+    .unwrap();
+    let control = RunControl::new();
+    let scan = parquet::scan_file(&path, "patient_id", &needles, &control).unwrap();
+    let announced = Mutex::new(None);
+    let done = parquet::rewrite_file(&scan, "patient_id", &needles, &control, &|done, sha| {
+        // Announced before the swap: the file still holds the old rows.
+        assert_eq!(ids_in(&path), ["p1", "p2"]);
+        *announced.lock().unwrap() = Some((done.clone(), sha.to_owned()));
+        Ok(())
+    })
+    .unwrap();
+    let (announced_done, sha) = announced.into_inner().unwrap().unwrap();
+    assert_eq!(announced_done, done);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), done.bytes_after);
+    assert_eq!(journal::file_sha256(&path).unwrap(), sha);
+    // A refused announcement stops the swap: the file keeps its content.
+    write(&path, &["p1", "p2"], &[1, 2]);
+    let before = std::fs::read(&path).unwrap();
+    let scan = parquet::scan_file(&path, "patient_id", &needles, &control).unwrap();
+    let error = parquet::rewrite_file(&scan, "patient_id", &needles, &control, &|_, _| {
+        Err(Error::invalid_data(None, "journal unwritable"))
+    })
+    .unwrap_err();
+    assert!(error.to_string().contains("journal unwritable"), "{error}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
 }

@@ -43,6 +43,15 @@ impl AtomicFile {
         self.temp.as_file_mut()
     }
 
+    /// Bytes written so far.
+    pub fn bytes_written(&self) -> Result<u64> {
+        self.temp
+            .as_file()
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| Error::io("writing", &self.destination, e))
+    }
+
     /// Flush to disk and move into place.
     pub fn commit(self) -> Result<u64> {
         let destination = self.destination;
