@@ -5,6 +5,7 @@ partition blobs deleted with conditional deletes."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import amlguard as ag
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobClient, BlobServiceClient
 from support.azure_fixtures import Azurite
 
 CONTAINER = "lake"
@@ -141,6 +142,28 @@ def test_hive_partitioned_blob_tree_is_walked_and_hidden_folders_skipped(
     assert ag.verify_forgotten(GONE, target, keyring=keyring, storage_options=options).ok
 
 
+@contextlib.contextmanager
+def writing_once_changed(watched: BlobClient, write: Callable[[], object]) -> Iterator[None]:
+    """Run ``write`` from another thread as soon as ``watched`` has a new ETag."""
+    etag = watched.get_blob_properties().etag
+    stop = threading.Event()
+
+    def other_writer() -> None:
+        while not stop.is_set():
+            if watched.get_blob_properties().etag != etag:
+                write()
+                return
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join()
+
+
 def test_a_blob_changed_during_the_run_is_refused(
     blobs: BlobServiceClient, azurite: Azurite, keyring: ag.LocalKeyring
 ) -> None:
@@ -151,28 +174,13 @@ def test_a_blob_changed_during_the_run_is_refused(
     upload(blobs, prefix + "part-1.parquet", people(big_ids, rows_each=3))
     first = blobs.get_blob_client(CONTAINER, prefix + "part-0.parquet")
     second = blobs.get_blob_client(CONTAINER, prefix + "part-1.parquet")
-    first_etag = first.get_blob_properties().etag
     theirs = parquet_bytes(people(["someone-else"]))
-    stop = threading.Event()
-
-    def other_writer() -> None:
-        # As soon as the run has replaced the first blob, change the second one under it.
-        while not stop.is_set():
-            if first.get_blob_properties().etag != first_etag:
-                second.upload_blob(theirs, overwrite=True)
-                return
-            time.sleep(0.002)
-
-    writer = threading.Thread(target=other_writer)
-    writer.start()
-    try:
-        with pytest.raises(ag.ConcurrentModificationError, match="part-1.parquet"):
-            ag.forget(["subject-003"], [ag.Dataset(f"az://{CONTAINER}/{prefix}",
-                      id_column="patient_id")], keyring=keyring,
-                      storage_options=azurite.storage_options)  # fmt: skip
-    finally:
-        stop.set()
-        writer.join()
+    # As soon as the run has replaced the first blob, change the second one under it.
+    racing = writing_once_changed(first, lambda: second.upload_blob(theirs, overwrite=True))
+    with racing, pytest.raises(ag.ConcurrentModificationError, match="part-1.parquet"):
+        ag.forget(["subject-003"], [ag.Dataset(f"az://{CONTAINER}/{prefix}",
+                  id_column="patient_id")], keyring=keyring,
+                  storage_options=azurite.storage_options)  # fmt: skip
     assert second.download_blob().readall() == theirs  # their write stands
     remaining = pq.read_table(io.BytesIO(first.download_blob().readall()))
     assert remaining.column("patient_id").to_pylist() == ["subject-001"] * 5
@@ -189,6 +197,17 @@ def test_bad_input_changes_nothing(
         ag.forget(GONE, [ag.Dataset(url, id_column="patient_id")], keyring=keyring,
                   storage_options=options)  # fmt: skip
     assert state(blobs, dataset) == before  # every blob is scanned before any is written
+    blobs.get_blob_client(CONTAINER, dataset + "part-9.parquet").delete_blob()
+    upload(blobs, dataset + "part-8.parquet", pa.table({"patient_id": [3, 4]}))
+    before = state(blobs, dataset)
+    with pytest.raises(ag.InvalidDataError, match="mixed schemas.*part-8"):
+        ag.forget(GONE, [ag.Dataset(url, id_column="patient_id")], keyring=keyring,
+                  storage_options=options)  # fmt: skip
+    with pytest.raises(ag.InvalidDataError, match="mixed schemas"):
+        ag.verify_forgotten(GONE, [ag.Dataset(url, id_column="patient_id")], keyring=keyring,
+                            storage_options=options)  # fmt: skip
+    assert state(blobs, dataset) == before
+    blobs.get_blob_client(CONTAINER, dataset + "part-8.parquet").delete_blob()
     nobody = ag.forget(["nobody"], [ag.Dataset(url + "part-0.parquet", id_column="patient_id")],
                        keyring=keyring, storage_options=options)  # fmt: skip
     assert nobody.rows_removed == 0 and nobody.files_scanned == 1
@@ -523,26 +542,12 @@ def test_a_partition_blob_changed_before_its_delete_is_kept(
     partition = prefix + "patient_id=subject-003/part-0.parquet"
     upload(blobs, partition, pa.table({"visit": [1, 2]}))
     first = blobs.get_blob_client(CONTAINER, prefix + "a-first.parquet")
-    first_etag = first.get_blob_properties().etag
     theirs = parquet_bytes(pa.table({"visit": [7, 8, 9]}))
-    stop = threading.Event()
-
-    def other_writer() -> None:
-        while not stop.is_set():
-            if first.get_blob_properties().etag != first_etag:
-                blobs.get_blob_client(CONTAINER, partition).upload_blob(theirs, overwrite=True)
-                return
-            time.sleep(0.002)
-
-    writer = threading.Thread(target=other_writer)
-    writer.start()
-    try:
-        with pytest.raises(ag.ConcurrentModificationError, match="patient_id=subject-003"):
-            ag.forget(["subject-003"], [ag.Dataset(f"az://{CONTAINER}/{prefix}",
-                      id_column="patient_id")], keyring=keyring,
-                      storage_options=azurite.storage_options)  # fmt: skip
-    finally:
-        stop.set()
-        writer.join()
+    changed = blobs.get_blob_client(CONTAINER, partition)
+    racing = writing_once_changed(first, lambda: changed.upload_blob(theirs, overwrite=True))
+    with racing, pytest.raises(ag.ConcurrentModificationError, match="patient_id=subject-003"):
+        ag.forget(["subject-003"], [ag.Dataset(f"az://{CONTAINER}/{prefix}",
+                  id_column="patient_id")], keyring=keyring,
+                  storage_options=azurite.storage_options)  # fmt: skip
     # Their version of the blob stands: an unconditional delete would have removed it.
     assert blobs.get_blob_client(CONTAINER, partition).download_blob().readall() == theirs

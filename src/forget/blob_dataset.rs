@@ -9,7 +9,9 @@
 //!   `_amlguard_forget.emptied` there, since blob storage keeps no empty folder. A prefix with
 //!   visible blobs but no Parquet blob is refused (`InvalidData`), and one with no blob at all
 //!   (never a dataset, or a wrong URL) as not found. Every blob is scanned (and its ETag noted) before any is written,
-//!   so a blob without the id column stops the run before anything changed. The scan reads
+//!   so a blob without the id column, or an id column that is an integer in some blobs and
+//!   text in others (refused as mixed schemas, as in local datasets), stops the run before
+//!   anything changed. The scan reads
 //!   each blob's footer and id-column chunks only, with ranged GETs under `If-Match`.
 //! - A blob without a subject row is never written: its ETag and bytes stay as they were.
 //! - An affected blob is read again column chunk by column chunk with ranged GETs, each with
@@ -50,7 +52,7 @@ use super::blob_journal::{self, journal_url, BlobJournal, Previous};
 use super::journal::{content_sha256, Entry};
 use super::matcher::Needles;
 use super::partition::id_partition;
-use super::FileChange;
+use super::{refuse_mixed_id_types, FileChange};
 use crate::error::{Error, Result};
 use crate::io::blob::{storage_error, BlobChunks, BlobLocation, StorageOptions};
 use crate::parallel::RunControl;
@@ -207,12 +209,13 @@ fn count_matches(
     id_column: &str,
     needles: &Needles,
     control: &RunControl,
-) -> Result<(u64, Option<u64>)> {
+) -> Result<(u64, Option<(u64, bool)>)> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(chunks).map_err(|e| bad_file(url, e))?;
     let rows = u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let Ok(index) = builder.schema().index_of(id_column) else {
         return Ok((rows, None));
     };
+    let integer_ids = builder.schema().field(index).data_type().is_integer();
     let projection = ProjectionMask::roots(builder.parquet_schema(), [index]);
     let reader = builder
         .with_projection(projection)
@@ -225,12 +228,23 @@ fn count_matches(
         let batch = batch.map_err(|e| bad_file(url, e))?;
         matching += needles.matches(batch.column(0))?.true_count() as u64;
     }
-    Ok((rows, Some(matching)))
+    Ok((rows, Some((matching, integer_ids))))
 }
 
-/// Rows of the blob that belong to the subjects, and whether all of them do because the blob
-/// lies in a subject's hive partition of the id column (it is then deleted whole). A blob
-/// without the column outside such a partition is refused.
+/// What the scan of one blob found.
+struct SubjectRows {
+    rows: u64,
+    /// Rows that belong to the subjects.
+    matching: u64,
+    /// All of them do because the blob lies in a subject's hive partition of the id column
+    /// (it is then deleted whole).
+    whole: bool,
+    /// Whether the blob's id column holds integers (`None` when the blob has no id column).
+    integer_ids: Option<bool>,
+}
+
+/// Scan one blob for the subjects' rows. A blob without the id column outside a hive
+/// partition of it is refused.
 fn subject_rows(
     dataset_url: &str,
     blob: &BlobLocation,
@@ -239,7 +253,7 @@ fn subject_rows(
     id_column: &str,
     needles: &Needles,
     control: &RunControl,
-) -> Result<(u64, u64, bool)> {
+) -> Result<SubjectRows> {
     let (rows, matching) = count_matches(
         blob.url(),
         scan_chunks(blob, size, etag),
@@ -256,16 +270,18 @@ fn subject_rows(
     match matching {
         // Writers that keep the column in the files (polars): a blob of a subject's partition
         // holding only that subject's rows goes whole.
-        Some(matching) => Ok((
+        Some((matching, integer_ids)) => Ok(SubjectRows {
             rows,
             matching,
-            subjects_partition && matching == rows && rows > 0,
-        )),
-        None if partition.is_some() => Ok((
+            whole: subjects_partition && matching == rows && rows > 0,
+            integer_ids: Some(integer_ids),
+        }),
+        None if partition.is_some() => Ok(SubjectRows {
             rows,
-            if subjects_partition { rows } else { 0 },
-            subjects_partition,
-        )),
+            matching: if subjects_partition { rows } else { 0 },
+            whole: subjects_partition,
+            integer_ids: None,
+        }),
         None => Err(Error::ColumnNotFound {
             column: id_column.to_owned(),
             available: format!("blob '{}' has no such column", blob.url()),
@@ -398,12 +414,13 @@ pub(crate) fn forget_in_blobs(
     // Scan every blob first, so that a blob lacking the id column stops the run before any
     // blob is written. Only one blob is held in memory at a time.
     let mut affected = Vec::new();
+    let mut id_kinds = Vec::new();
     for blob in blobs_of(url, storage)? {
         control.check()?;
         let (size, etag) = blob.size_and_etag()?;
         outcome.files_scanned += 1;
         outcome.bytes_total += size;
-        let (rows, matching, whole) = subject_rows(
+        let found = subject_rows(
             url,
             &blob,
             size,
@@ -412,18 +429,22 @@ pub(crate) fn forget_in_blobs(
             needles,
             control,
         )?;
-        if matching > 0 {
+        if let Some(integer) = found.integer_ids {
+            id_kinds.push((integer, blob.url().to_owned()));
+        }
+        if found.matching > 0 {
             let change = FileChange {
                 path: PathBuf::from(blob.url()),
-                rows_before: rows,
-                rows_removed: matching,
+                rows_before: found.rows,
+                rows_removed: found.matching,
                 bytes_before: size,
                 bytes_after: 0,
-                removed: whole,
+                removed: found.whole,
             };
             affected.push(Affected { blob, etag, change });
         }
     }
+    refuse_mixed_id_types(url, id_column, id_kinds)?;
     if dry_run {
         outcome.changes = affected.into_iter().map(|a| a.change).collect();
         outcome.directories_removed = subject_partitions(
@@ -540,10 +561,11 @@ pub(crate) fn find_in_blobs(
 ) -> Result<(u64, Vec<(PathBuf, u64)>)> {
     let mut scanned = 0u64;
     let mut found = Vec::new();
+    let mut id_kinds = Vec::new();
     for blob in blobs_of(url, storage)? {
         let (size, etag) = blob.size_and_etag()?;
         scanned += 1;
-        let (_, matching, _) = subject_rows(
+        let rows = subject_rows(
             url,
             &blob,
             size,
@@ -552,9 +574,13 @@ pub(crate) fn find_in_blobs(
             needles,
             control,
         )?;
-        if matching > 0 {
-            found.push((PathBuf::from(blob.url()), matching));
+        if let Some(integer) = rows.integer_ids {
+            id_kinds.push((integer, blob.url().to_owned()));
+        }
+        if rows.matching > 0 {
+            found.push((PathBuf::from(blob.url()), rows.matching));
         }
     }
+    refuse_mixed_id_types(url, id_column, id_kinds)?;
     Ok((scanned, found))
 }

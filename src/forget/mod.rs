@@ -276,20 +276,13 @@ fn check_schemas(dataset: &Dataset, files: &[PathBuf]) -> Result<Vec<Option<IdPa
             ),
         });
     }
-    if let (Some(integer), Some(text)) = (
-        kinds.iter().find(|(is_int, _)| *is_int),
-        kinds.iter().find(|(is_int, _)| !*is_int),
-    ) {
-        return Err(Error::invalid_data(
-            Some(&dataset.id_column),
-            format!(
-                "mixed schemas in dataset '{}': the id column is an integer in '{}' but text in '{}'; make the files agree first",
-                dataset.path.display(),
-                integer.1.display(),
-                text.1.display()
-            ),
-        ));
-    }
+    refuse_mixed_id_types(
+        &dataset.path.display().to_string(),
+        &dataset.id_column,
+        kinds
+            .iter()
+            .map(|(is_int, file)| (*is_int, file.display().to_string())),
+    )?;
     Ok(partitions)
 }
 
@@ -509,15 +502,16 @@ fn forget_inner(
                     control.check()?;
                     // Announce each swap before it happens, so that a run killed between the
                     // swap and its `done` line still counts the file when resumed.
+                    let change_of = |done: &parquet::Rewritten| FileChange {
+                        path: scan.path.clone(),
+                        rows_before: done.rows_before,
+                        rows_removed: done.rows_removed,
+                        bytes_before: done.bytes_before,
+                        bytes_after: done.bytes_after,
+                        removed: scan.whole_file,
+                    };
                     let announce = |done: &parquet::Rewritten, sha256_after: &str| {
-                        let change = FileChange {
-                            path: scan.path.clone(),
-                            rows_before: done.rows_before,
-                            rows_removed: done.rows_removed,
-                            bytes_before: done.bytes_before,
-                            bytes_after: done.bytes_after,
-                            removed: scan.whole_file,
-                        };
+                        let change = change_of(done);
                         journal.lock().unwrap_or_else(|p| p.into_inner()).append(
                             &journal::Entry::replacing(
                                 &change,
@@ -537,14 +531,7 @@ fn forget_inner(
                             &announce,
                         )?
                     };
-                    let change = FileChange {
-                        path: scan.path.clone(),
-                        rows_before: done.rows_before,
-                        rows_removed: done.rows_removed,
-                        bytes_before: done.bytes_before,
-                        bytes_after: done.bytes_after,
-                        removed: scan.whole_file,
-                    };
+                    let change = change_of(&done);
                     journal
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -766,6 +753,30 @@ pub fn verify_forgotten_in(
     }
     verification.ok = verification.rows_found == 0;
     Ok(verification)
+}
+
+/// Refuse a dataset whose id column is an integer in some files and text in others
+/// (`kinds`: whether it is an integer, and the file or blob): rows would be matched
+/// differently from one file to the next.
+pub(crate) fn refuse_mixed_id_types(
+    dataset: &str,
+    id_column: &str,
+    kinds: impl IntoIterator<Item = (bool, String)>,
+) -> Result<()> {
+    let (mut integer, mut text) = (None, None);
+    for (is_int, file) in kinds {
+        let slot = if is_int { &mut integer } else { &mut text };
+        slot.get_or_insert(file);
+    }
+    match (integer, text) {
+        (Some(integer), Some(text)) => Err(Error::invalid_data(
+            Some(id_column),
+            format!(
+                "mixed schemas in dataset '{dataset}': the id column is an integer in '{integer}' but text in '{text}'; make the files agree first"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
