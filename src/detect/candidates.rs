@@ -6,11 +6,12 @@
 //! recognizers only, [`CandidateFinder`] splits the patterns in two:
 //!
 //! - Patterns whose first two bytes are rare (digits, `+`, `(`, `-----`, keywords, capitals at a
-//!   word start) go into one fully compiled, anchored dense DFA. A table of which byte pairs can
-//!   start a match (per look-behind byte) skips every other position, and an anchored search at
-//!   the remaining ones gives the match end directly, with no reverse pass.
+//!   word start) go into one fully compiled, anchored dense DFA. A 64 KiB table gives, per byte
+//!   pair, the look-behind start states under which a match can start there; every other
+//!   position is skipped with one lookup, and an anchored walk at the remaining ones gives the
+//!   match end directly, with no reverse pass.
 //! - Patterns that can start almost anywhere but hold a rare inner byte (EMAIL's `@`, IPV6's
-//!   `:`, the SAS token's `=`) keep a `meta::Regex` each, which finds that byte first.
+//!   `:`, the SAS token's `=`) keep a `meta::Regex` each, run only where that byte occurs.
 //!
 //! Merging the streams gives exactly the combined automaton's leftmost-first match: the
 //! leftmost start among them, and at equal starts the pattern first in priority order (each
