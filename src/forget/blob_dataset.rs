@@ -412,39 +412,8 @@ pub(crate) fn forget_in_blobs(
         blob_journal::read(&journal_location)?
     };
     // Scan every blob first, so that a blob lacking the id column stops the run before any
-    // blob is written. Only one blob is held in memory at a time.
-    let mut affected = Vec::new();
-    let mut id_kinds = Vec::new();
-    for blob in blobs_of(url, storage)? {
-        control.check()?;
-        let (size, etag) = blob.size_and_etag()?;
-        outcome.files_scanned += 1;
-        outcome.bytes_total += size;
-        let found = subject_rows(
-            url,
-            &blob,
-            size,
-            etag.as_deref(),
-            id_column,
-            needles,
-            control,
-        )?;
-        if let Some(integer) = found.integer_ids {
-            id_kinds.push((integer, blob.url().to_owned()));
-        }
-        if found.matching > 0 {
-            let change = FileChange {
-                path: PathBuf::from(blob.url()),
-                rows_before: found.rows,
-                rows_removed: found.matching,
-                bytes_before: size,
-                bytes_after: 0,
-                removed: found.whole,
-            };
-            affected.push(Affected { blob, etag, change });
-        }
-    }
-    refuse_mixed_id_types(url, id_column, id_kinds)?;
+    // blob is written.
+    let affected = scan_blobs(url, id_column, needles, storage, control, &mut outcome)?;
     if dry_run {
         outcome.changes = affected.into_iter().map(|a| a.change).collect();
         outcome.directories_removed = subject_partitions(
@@ -559,13 +528,34 @@ pub(crate) fn find_in_blobs(
     storage: &StorageOptions,
     control: &RunControl,
 ) -> Result<(u64, Vec<(PathBuf, u64)>)> {
-    let mut scanned = 0u64;
-    let mut found = Vec::new();
+    let mut outcome = BlobDatasetOutcome::default();
+    let affected = scan_blobs(url, id_column, needles, storage, control, &mut outcome)?;
+    let found = affected
+        .into_iter()
+        .map(|a| (a.change.path, a.change.rows_removed))
+        .collect();
+    Ok((outcome.files_scanned, found))
+}
+
+/// Scan every blob of the dataset (one in memory at a time), counting them and their bytes
+/// into `outcome`: the blobs holding subject rows, with the change their forget would make.
+/// An id column that is an integer in some blobs and text in others is refused.
+fn scan_blobs(
+    url: &str,
+    id_column: &str,
+    needles: &Needles,
+    storage: &StorageOptions,
+    control: &RunControl,
+    outcome: &mut BlobDatasetOutcome,
+) -> Result<Vec<Affected>> {
+    let mut affected = Vec::new();
     let mut id_kinds = Vec::new();
     for blob in blobs_of(url, storage)? {
+        control.check()?;
         let (size, etag) = blob.size_and_etag()?;
-        scanned += 1;
-        let rows = subject_rows(
+        outcome.files_scanned += 1;
+        outcome.bytes_total += size;
+        let found = subject_rows(
             url,
             &blob,
             size,
@@ -574,13 +564,21 @@ pub(crate) fn find_in_blobs(
             needles,
             control,
         )?;
-        if let Some(integer) = rows.integer_ids {
+        if let Some(integer) = found.integer_ids {
             id_kinds.push((integer, blob.url().to_owned()));
         }
-        if rows.matching > 0 {
-            found.push((PathBuf::from(blob.url()), rows.matching));
+        if found.matching > 0 {
+            let change = FileChange {
+                path: PathBuf::from(blob.url()),
+                rows_before: found.rows,
+                rows_removed: found.matching,
+                bytes_before: size,
+                bytes_after: 0,
+                removed: found.whole,
+            };
+            affected.push(Affected { blob, etag, change });
         }
     }
     refuse_mixed_id_types(url, id_column, id_kinds)?;
-    Ok((scanned, found))
+    Ok(affected)
 }
