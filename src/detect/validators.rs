@@ -208,33 +208,81 @@ fn longest_valid_prefix<T>(
 /// The digits and digit-group lengths of a short candidate, kept on the stack: validators run
 /// on every candidate, so they do not allocate.
 struct DigitGroups {
-    digits: [u8; 64],
+    digits: [u8; MAX_DIGITS],
     digit_count: usize,
-    groups: [u8; 16],
+    /// Group lengths at `1..=group_count` (slot 0 absorbs the non-digits before any group).
+    groups: [u8; MAX_PARSED_BYTES + 1],
     group_count: usize,
+    /// The non-digit bytes are all the same byte (or there are none).
+    one_separator: bool,
 }
+
+/// Most digits and groups a validated number holds.
+const MAX_DIGITS: usize = 64;
+const MAX_GROUPS: usize = 16;
+/// Candidates up to this long are parsed without a branch per byte.
+const MAX_PARSED_BYTES: usize = 64;
 
 impl DigitGroups {
     /// `None` when the text holds more digits or groups than any number we validate.
     fn parse(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        if bytes.len() > MAX_PARSED_BYTES {
+            // Longer candidates exist (a phone pattern over a long digit list) but are rare
+            // and rejected, unless their digits and groups are few.
+            return Self::parse_long(bytes);
+        }
         let mut parsed = Self {
-            digits: [0; 64],
+            digits: [0; MAX_DIGITS],
             digit_count: 0,
-            groups: [0; 16],
+            groups: [0; MAX_PARSED_BYTES + 1],
             group_count: 0,
+            one_separator: true,
+        };
+        // Branch-free: digit and separator patterns are unpredictable, and a mispredicted
+        // branch per byte cost more than the whole loop.
+        let mut in_group = 0usize;
+        let mut separator: Option<u8> = None;
+        for &b in bytes {
+            let value = b.wrapping_sub(b'0');
+            let is_digit = usize::from(value < 10);
+            parsed.digits[parsed.digit_count & (MAX_DIGITS - 1)] = value;
+            parsed.digit_count += is_digit;
+            parsed.group_count += is_digit & !in_group & 1;
+            parsed.groups[parsed.group_count] += is_digit as u8;
+            in_group = is_digit;
+            if is_digit == 0 {
+                parsed.one_separator &= *separator.get_or_insert(b) == b;
+            }
+        }
+        (parsed.group_count <= MAX_GROUPS).then_some(parsed)
+    }
+
+    fn parse_long(bytes: &[u8]) -> Option<Self> {
+        let mut parsed = Self {
+            digits: [0; MAX_DIGITS],
+            digit_count: 0,
+            groups: [0; MAX_PARSED_BYTES + 1],
+            group_count: 0,
+            one_separator: true,
         };
         let mut in_group = false;
-        for b in text.bytes() {
+        let mut separator = None;
+        for &b in bytes {
             if b.is_ascii_digit() {
                 *parsed.digits.get_mut(parsed.digit_count)? = b - b'0';
                 parsed.digit_count += 1;
                 if !in_group {
                     parsed.group_count += 1;
+                    if parsed.group_count > MAX_GROUPS {
+                        return None;
+                    }
                 }
-                *parsed.groups.get_mut(parsed.group_count - 1)? += 1;
+                parsed.groups[parsed.group_count] += 1;
                 in_group = true;
             } else {
                 in_group = false;
+                parsed.one_separator &= *separator.get_or_insert(b) == b;
             }
         }
         Some(parsed)
@@ -243,7 +291,7 @@ impl DigitGroups {
         &self.digits[..self.digit_count]
     }
     fn groups(&self) -> &[u8] {
-        &self.groups[..self.group_count]
+        &self.groups[1..=self.group_count]
     }
 }
 
@@ -255,20 +303,14 @@ fn credit_card(text: &str, start: usize, end: usize) -> Option<Accepted> {
         if !(13..=19).contains(&digits.len()) {
             return None;
         }
-        let mut separators = candidate.bytes().filter(|b| !b.is_ascii_digit());
-        let consistent = match separators.next() {
-            None => true,
-            Some(first) => separators.all(|b| b == first),
-        };
         let groups = parsed.groups();
         let grouped = groups.len() == 1 || groups.iter().all(|g| (3..=6).contains(g));
-        (consistent && grouped && brand_length_ok(digits) && luhn_valid(digits)).then_some(
-            Accepted {
+        (parsed.one_separator && grouped && brand_length_ok(digits) && luhn_valid(digits))
+            .then_some(Accepted {
                 start,
                 end: cut,
                 score: None,
-            },
-        )
+            })
     })
 }
 
@@ -395,8 +437,18 @@ const IBAN_LENGTHS: &[(&str, usize)] = &[
 ];
 
 fn iban_valid(candidate: &str) -> bool {
-    let compact: Vec<u8> = candidate.bytes().filter(|b| *b != b' ').collect();
-    if compact.len() < 15 || !compact.iter().all(u8::is_ascii_alphanumeric) {
+    // 34 characters is the longest IBAN of any country.
+    let mut compact = [0u8; 34];
+    let mut len = 0;
+    for b in candidate.bytes().filter(|b| *b != b' ') {
+        match compact.get_mut(len) {
+            Some(slot) if b.is_ascii_alphanumeric() => *slot = b,
+            _ => return false,
+        }
+        len += 1;
+    }
+    let compact = &compact[..len];
+    if compact.len() < 15 {
         return false;
     }
     let Ok(country) = std::str::from_utf8(&compact[..2]) else {
@@ -431,22 +483,29 @@ fn iban_valid(candidate: &str) -> bool {
 /// SSN score by format: dashed numbers are clear, a bare nine-digit number needs context.
 fn ssn(candidate: &str) -> Option<f64> {
     let bytes = candidate.as_bytes();
-    let (digits, score): (Vec<u8>, f64) = match bytes.len() {
-        9 if bytes.iter().all(u8::is_ascii_digit) => (bytes.to_vec(), 0.3),
-        11 if (bytes[3] == b'-' && bytes[6] == b'-') || (bytes[3] == b' ' && bytes[6] == b' ') => {
-            let digits: Vec<u8> = bytes.iter().copied().filter(u8::is_ascii_digit).collect();
-            let score = if bytes[3] == b'-' { 0.85 } else { 0.6 };
-            (digits, score)
-        }
+    let score = match bytes.len() {
+        9 => 0.3,
+        11 if bytes[3] == b'-' && bytes[6] == b'-' => 0.85,
+        11 if bytes[3] == b' ' && bytes[6] == b' ' => 0.6,
         _ => return None,
     };
-    if digits.len() != 9 {
+    let mut digits = [0u8; 9];
+    let mut count = 0;
+    for &b in bytes {
+        if b.is_ascii_digit() {
+            *digits.get_mut(count)? = b - b'0';
+            count += 1;
+        } else if bytes.len() == 9 {
+            return None;
+        }
+    }
+    if count != 9 {
         return None;
     }
     let number = |range: std::ops::Range<usize>| {
         digits[range]
             .iter()
-            .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'))
+            .fold(0u32, |acc, d| acc * 10 + u32::from(*d))
     };
     let (area, group, serial) = (number(0..3), number(3..5), number(5..9));
     let invalid = area == 0
