@@ -128,10 +128,11 @@ where
         })?;
         offsets.push(end);
     }
-    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-    let values = Buffer::from_vec(values.into_bytes());
-    let out = GenericStringArray::<O>::try_new(offsets, values, array.nulls().cloned())?;
-    Ok(Arc::new(out))
+    Ok(Arc::new(string_array(
+        offsets,
+        values,
+        array.nulls().cloned(),
+    )))
 }
 
 fn map_view<F>(array: &StringViewArray, mut transform: F) -> Result<ArrayRef>
@@ -150,6 +151,26 @@ where
         }
     }
     Ok(Arc::new(builder.finish()))
+}
+
+/// A string array over `values` cut at `offsets`, which must start at 0 and each be
+/// `values.len()` as it was after a whole `&str` was appended (so every cut is at a character
+/// boundary); `nulls`, if any, has one entry per cut after the first.
+fn string_array<O: OffsetSizeTrait>(
+    offsets: Vec<O>,
+    values: String,
+    nulls: Option<arrow_buffer::NullBuffer>,
+) -> GenericStringArray<O> {
+    // Checks that offsets start at 0 and never decrease (panics otherwise, a bug here).
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    assert!(offsets.last().and_then(|end| end.to_usize()) == Some(values.len()));
+    assert!(nulls.as_ref().is_none_or(|n| n.len() == offsets.len() - 1));
+    let values = Buffer::from_vec(values.into_bytes());
+    // SAFETY: `values` came from a `String`, so it is valid UTF-8, and every offset is a
+    // character boundary (see above); offsets are monotonic and end at the buffer's end, and
+    // `nulls` matches the row count (both checked above). Re-validating UTF-8 here cost about
+    // 1 % of a redaction pass.
+    unsafe { GenericStringArray::<O>::new_unchecked(offsets, values, nulls) }
 }
 
 /// Build a Utf8 array of `len` rows from optional values produced by `value_at`.
@@ -171,12 +192,7 @@ where
     }
     let nulls = arrow_buffer::NullBuffer::new(validity.finish());
     let nulls = (nulls.null_count() > 0).then_some(nulls);
-    let out = StringArray::try_new(
-        OffsetBuffer::new(ScalarBuffer::from(offsets)),
-        Buffer::from_vec(values.into_bytes()),
-        nulls,
-    )?;
-    Ok(Arc::new(out))
+    Ok(Arc::new(string_array(offsets, values, nulls)))
 }
 
 #[cfg(test)]
