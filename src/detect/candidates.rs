@@ -12,6 +12,12 @@
 //!   match end directly, with no reverse pass.
 //! - Patterns that can start almost anywhere but hold a rare inner byte (EMAIL's `@`, IPV6's
 //!   `:`, the SAS token's `=`) keep a `meta::Regex` each, run only where that byte occurs.
+//!   EMAIL, a run of one character class then a suffix from its `@`, is not searched with its
+//!   regex at all: from each `@`, a backward scan over the run gives the leftmost start (no match
+//!   can start earlier, and if one from there fails, every later start fails too, since all
+//!   share the suffix), and an anchored walk of a small dense DFA of the suffix gives the end.
+//!   A non-ASCII byte before the run (a Unicode letter may belong to it) sends that search to
+//!   the regex.
 //!
 //! Merging the streams gives exactly the combined automaton's leftmost-first match: the
 //! leftmost start among them, and at equal starts the pattern first in priority order (each
@@ -50,6 +56,91 @@ struct InnerPattern {
     pattern: usize,
     /// A byte every match holds: where it does not occur, the regex is not run.
     required: u8,
+    /// For a pattern `C+S` where `S` starts with `required`: searched without the regex.
+    split: Option<RunThenSuffix>,
+}
+
+/// An inner pattern to keep apart from the dense DFA.
+pub(crate) struct InnerSpec<'a> {
+    /// Its index in priority order.
+    pub pattern: usize,
+    /// A byte every match holds.
+    pub required: u8,
+    /// `(C, S)` when the pattern is exactly `C+S`, `C` one character class that does not hold
+    /// `required` and `S` a pattern starting with the byte `required`.
+    pub run_then_suffix: Option<(&'a str, &'a str)>,
+}
+
+/// The search of a `C+S` pattern from each occurrence of its required byte.
+struct RunThenSuffix {
+    /// The ASCII bytes in `C` (bytes from 0x80 on are decided by the regex).
+    run_ascii: [bool; 128],
+    /// `S`, anchored; its start state does not depend on the byte before.
+    suffix: dense::DFA<Vec<u32>>,
+    suffix_start: StateID,
+}
+
+impl RunThenSuffix {
+    fn new(run_char: &str, suffix: &str, required: u8) -> Option<Self> {
+        let class = Regex::new(&format!(r"\A{run_char}\z")).ok()?;
+        let mut run_ascii = [false; 128];
+        for (byte, slot) in (0u8..128).zip(run_ascii.iter_mut()) {
+            *slot = class.is_match(char::from(byte).encode_utf8(&mut [0; 4]) as &str);
+        }
+        if run_ascii[usize::from(required)] || !suffix.as_bytes().starts_with(&[required]) {
+            return None;
+        }
+        let suffix = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .start_kind(StartKind::Anchored)
+                    .dfa_size_limit(Some(DENSE_SIZE_LIMIT_BYTES)),
+            )
+            .build(suffix)
+            .ok()?;
+        let start = |look_behind: Option<u8>| {
+            suffix
+                .start_state(
+                    &start::Config::new()
+                        .anchored(Anchored::Yes)
+                        .look_behind(look_behind),
+                )
+                .ok()
+        };
+        let suffix_start = start(None)?;
+        if (0..=255u8).any(|b| start(Some(b)) != Some(suffix_start)) {
+            return None;
+        }
+        Some(Self {
+            run_ascii,
+            suffix,
+            suffix_start,
+        })
+    }
+
+    /// The leftmost match starting at or after `at`, or `Err(())` when a non-ASCII byte may
+    /// extend a run (the caller then asks the regex).
+    fn find(&self, bytes: &[u8], at: usize, required: u8) -> Result<Option<(usize, usize)>, ()> {
+        let mut from = at;
+        while let Some(found) = memchr::memchr(required, &bytes[from..]) {
+            let inner = from + found;
+            let mut start = inner;
+            while start > at && self.run_ascii.get(usize::from(bytes[start - 1])) == Some(&true) {
+                start -= 1;
+            }
+            if start > at && !bytes[start - 1].is_ascii() {
+                return Err(());
+            }
+            if start < inner {
+                let (found, _) = walk(&self.suffix, bytes, inner, self.suffix_start);
+                if let Some((_, end)) = found {
+                    return Ok(Some((start, end)));
+                }
+            }
+            from = inner + 1;
+        }
+        Ok(None)
+    }
 }
 
 pub(crate) struct CandidateFinder {
@@ -85,9 +176,9 @@ pub(crate) struct FinderScratch {
 impl CandidateFinder {
     /// Split `patterns` (priority order): indexes in `inner` keep their own regex, the rest go
     /// into the dense DFA. `None` when the dense DFA would be too large.
-    pub(crate) fn new(patterns: &[&str], inner: &[(usize, u8)]) -> Option<Self> {
+    pub(crate) fn new(patterns: &[&str], inner: &[InnerSpec<'_>]) -> Option<Self> {
         let dense_patterns: Vec<usize> = (0..patterns.len())
-            .filter(|i| !inner.iter().any(|(pattern, _)| pattern == i))
+            .filter(|i| !inner.iter().any(|spec| spec.pattern == *i))
             .collect();
         let dense_sources: Vec<&str> = dense_patterns.iter().map(|&i| patterns[i]).collect();
         let dense = dense::Builder::new()
@@ -101,11 +192,20 @@ impl CandidateFinder {
             .ok()?;
         let inner = inner
             .iter()
-            .map(|&(pattern, required)| {
+            .map(|spec| {
+                let split = match spec.run_then_suffix {
+                    Some((run_char, suffix))
+                        if patterns[spec.pattern] == format!("{run_char}+{suffix}") =>
+                    {
+                        Some(RunThenSuffix::new(run_char, suffix, spec.required)?)
+                    }
+                    _ => None,
+                };
                 Some(InnerPattern {
-                    regex: super::engine::compile_patterns(&[patterns[pattern]]).ok()?,
-                    pattern,
-                    required,
+                    regex: super::engine::compile_patterns(&[patterns[spec.pattern]]).ok()?,
+                    pattern: spec.pattern,
+                    required: spec.required,
+                    split,
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -256,53 +356,15 @@ impl CandidateFinder {
         budget: &mut usize,
     ) -> Result<Option<Candidate>, OverBudget> {
         let state = self.starts[usize::from(start)];
-        Ok(self
-            .walk(bytes, at, state, budget)?
-            .map(|(pattern, end)| Candidate {
-                start: at,
-                end,
-                pattern: self.dense_patterns[pattern],
-            }))
-    }
-
-    /// The anchored leftmost-first match at `start`, walking the DFA from its start state
-    /// `state`: (dense pattern, end). Matches show one byte late, as in any regex-automata DFA;
-    /// the walk stops at the dead state and keeps the last match seen. There are no quit states:
-    /// none are configured, and the built-ins use ASCII word boundaries only.
-    fn walk(
-        &self,
-        bytes: &[u8],
-        start: usize,
-        mut state: StateID,
-        budget: &mut usize,
-    ) -> Result<Option<(usize, usize)>, OverBudget> {
-        let dfa = &self.dense;
-        let mut found = None;
-        let rest = &bytes[start..];
-        let mut died = false;
-        let mut walked = rest.len();
-        for (offset, &byte) in rest.iter().enumerate() {
-            state = dfa.next_state(state, byte);
-            if dfa.is_special_state(state) {
-                if dfa.is_dead_state(state) {
-                    (died, walked) = (true, offset + 1);
-                    break;
-                }
-                if dfa.is_match_state(state) {
-                    found = Some((dfa.match_pattern(state, 0).as_usize(), start + offset));
-                }
-            }
-        }
+        let (found, walked) = walk(&self.dense, bytes, at, state);
         // Charged after the walk: one walk is at most the text's length, so the total stays
         // linear.
         *budget = budget.checked_sub(walked).ok_or(OverBudget)?;
-        if !died {
-            state = dfa.next_eoi_state(state);
-            if dfa.is_match_state(state) {
-                found = Some((dfa.match_pattern(state, 0).as_usize(), bytes.len()));
-            }
-        }
-        Ok(found)
+        Ok(found.map(|(pattern, end)| Candidate {
+            start: at,
+            end,
+            pattern: self.dense_patterns[pattern],
+        }))
     }
 
     fn next_inner(
@@ -313,6 +375,15 @@ impl CandidateFinder {
         cache: &mut meta::Cache,
     ) -> Option<Candidate> {
         let pattern = &self.inner[inner];
+        if let Some(split) = &pattern.split {
+            if let Ok(found) = split.find(text.as_bytes(), at, pattern.required) {
+                return found.map(|(start, end)| Candidate {
+                    start,
+                    end,
+                    pattern: pattern.pattern,
+                });
+            }
+        }
         // Most texts hold no ':' or '=' at all, and none has an '@' after its last e-mail:
         // one memchr is far cheaper than starting a regex search that finds nothing.
         memchr::memchr(pattern.required, &text.as_bytes()[at..])?;
@@ -324,4 +395,37 @@ impl CandidateFinder {
             pattern: pattern.pattern,
         })
     }
+}
+
+/// The anchored leftmost-first match at `start` of `dfa`, walking from its start state `state`:
+/// ((pattern, end), bytes walked). Matches show one byte late, as in any regex-automata DFA; the
+/// walk stops at the dead state and keeps the last match seen. There are no quit states: none
+/// are configured, and the built-ins use ASCII word boundaries only.
+fn walk(
+    dfa: &dense::DFA<Vec<u32>>,
+    bytes: &[u8],
+    start: usize,
+    mut state: StateID,
+) -> (Option<(usize, usize)>, usize) {
+    let mut found = None;
+    let rest = &bytes[start..];
+    for (offset, &byte) in rest.iter().enumerate() {
+        // SAFETY: `state` is a start state of this DFA (from `start_state`) or a state it
+        // returned from a transition, and a valid DFA's transitions lead to valid states.
+        // The bounds check skipped here sat on every byte of every walk.
+        state = unsafe { dfa.next_state_unchecked(state, byte) };
+        if dfa.is_special_state(state) {
+            if dfa.is_dead_state(state) {
+                return (found, offset + 1);
+            }
+            if dfa.is_match_state(state) {
+                found = Some((dfa.match_pattern(state, 0).as_usize(), start + offset));
+            }
+        }
+    }
+    state = dfa.next_eoi_state(state);
+    if dfa.is_match_state(state) {
+        found = Some((dfa.match_pattern(state, 0).as_usize(), bytes.len()));
+    }
+    (found, rest.len())
 }

@@ -45,7 +45,7 @@ use std::sync::{Arc, OnceLock};
 use regex_automata::meta::{self, Regex};
 use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet};
 
-use super::candidates::{Candidate, CandidateFinder, FinderScratch, OverBudget};
+use super::candidates::{Candidate, CandidateFinder, FinderScratch, InnerSpec, OverBudget};
 use super::recognizers::{self, Recognizer};
 use super::validators::Accepted;
 use crate::error::{Error, Result};
@@ -175,18 +175,25 @@ impl Detector {
             .collect();
         let prefilter = recognizers.iter().all(|r| r.builtin);
         // Patterns that start almost anywhere but hold a rare inner byte (which every match
-        // holds) keep their own regex.
-        let inner: Vec<(usize, u8)> = recognizers
+        // holds) keep their own search.
+        let inner: Vec<InnerSpec<'_>> = recognizers
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| {
-                let required = match r.entity.as_str() {
-                    recognizers::EMAIL => b'@',
-                    recognizers::IPV6 => b':',
-                    recognizers::AZURE_SAS_TOKEN => b'=',
+            .filter_map(|(pattern, r)| {
+                let (required, run_then_suffix) = match r.entity.as_str() {
+                    recognizers::EMAIL => (
+                        b'@',
+                        Some((recognizers::EMAIL_LOCAL_CHAR, recognizers::EMAIL_FROM_AT)),
+                    ),
+                    recognizers::IPV6 => (b':', None),
+                    recognizers::AZURE_SAS_TOKEN => (b'=', None),
                     _ => return None,
                 };
-                Some((i, required))
+                Some(InnerSpec {
+                    pattern,
+                    required,
+                    run_then_suffix,
+                })
             })
             .collect();
         let candidates = if prefilter {
@@ -688,6 +695,12 @@ mod tests {
             "password is ",
             "1.2.3.4",
             "api_key: ",
+            "ü@",
+            ".co",
+            "k9",
+            "de-",
+            "@@",
+            "%+",
         ];
         for seed in 0..3000u64 {
             let mut rng = crate::datasets::Rng::for_block(0xcafe, seed);

@@ -149,6 +149,12 @@ impl Recognizer {
     }
 }
 
+/// One character of an e-mail's local part.
+pub(crate) const EMAIL_LOCAL_CHAR: &str = r"[\p{L}\p{N}._%+-]";
+/// An e-mail from its `@` on: the domain (ASCII labels, an alphabetic top-level label).
+pub(crate) const EMAIL_FROM_AT: &str =
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?-u:\b)";
+
 const MONTH_NAMES: &str = "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?";
 
 /// The built-in recognizers, in priority order.
@@ -212,7 +218,7 @@ pub fn builtin() -> Vec<Recognizer> {
         ),
         Recognizer::builtin(
             EMAIL,
-            r"[\p{L}\p{N}._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?-u:\b)",
+            &format!("{EMAIL_LOCAL_CHAR}+{EMAIL_FROM_AT}"),
             Some(Validator::Email),
             &["email", "e-mail", "mail", "contact", "reach"],
             0.9,
