@@ -224,75 +224,73 @@ const MAX_GROUPS: usize = 16;
 const MAX_PARSED_BYTES: usize = 64;
 
 impl DigitGroups {
-    /// `None` when the text holds more digits or groups than any number we validate.
-    // Inlined so the result is built in the caller's frame: returned, its 150 bytes were copied.
-    #[inline(always)]
-    fn parse(text: &str) -> Option<Self> {
-        let bytes = text.as_bytes();
-        if bytes.len() > MAX_PARSED_BYTES {
-            // Longer candidates exist (a phone pattern over a long digit list) but are rare
-            // and rejected, unless their digits and groups are few.
-            return Self::parse_long(bytes);
-        }
-        let mut parsed = Self {
+    fn new() -> Self {
+        Self {
             digits: [0; MAX_DIGITS],
             digit_count: 0,
             groups: [0; MAX_PARSED_BYTES + 1],
             group_count: 0,
             one_separator: true,
-        };
+        }
+    }
+
+    /// Parse `text` into this fresh value; `false` when it holds more digits or groups than
+    /// any number we validate. (Filled in place: returned by value, the 150 bytes were copied.)
+    fn parse(&mut self, text: &str) -> bool {
+        let bytes = text.as_bytes();
+        if bytes.len() > MAX_PARSED_BYTES {
+            // Longer candidates exist (a phone pattern over a long digit list) but are rare
+            // and rejected, unless their digits and groups are few.
+            return self.parse_long(bytes);
+        }
         // Branch-free: digit and separator patterns are unpredictable, and a mispredicted
-        // branch per byte cost more than the whole loop.
-        // The current group's length stays in a register and is stored, not added to memory,
-        // at each byte: a read-modify-write of the same slot chained every iteration.
+        // branch per byte cost more than the whole loop. The current group's length stays in
+        // a register and is stored, not added to memory, at each byte: a read-modify-write of
+        // the same slot chained every iteration.
         let mut in_group = 0usize;
         let mut group_len = 0u8;
         let mut separator: Option<u8> = None;
         for &b in bytes {
             let value = b.wrapping_sub(b'0');
             let is_digit = usize::from(value < 10);
-            parsed.digits[parsed.digit_count & (MAX_DIGITS - 1)] = value;
-            parsed.digit_count += is_digit;
-            parsed.group_count += is_digit & !in_group & 1;
+            self.digits[self.digit_count & (MAX_DIGITS - 1)] = value;
+            self.digit_count += is_digit;
+            self.group_count += is_digit & !in_group & 1;
             group_len = if is_digit == 1 { group_len + 1 } else { 0 };
             // Non-digits write their zero to slot 0, which no group uses.
-            parsed.groups[parsed.group_count * is_digit] = group_len;
+            self.groups[self.group_count * is_digit] = group_len;
             in_group = is_digit;
             if is_digit == 0 {
-                parsed.one_separator &= *separator.get_or_insert(b) == b;
+                self.one_separator &= *separator.get_or_insert(b) == b;
             }
         }
-        (parsed.group_count <= MAX_GROUPS).then_some(parsed)
+        self.group_count <= MAX_GROUPS
     }
 
-    fn parse_long(bytes: &[u8]) -> Option<Self> {
-        let mut parsed = Self {
-            digits: [0; MAX_DIGITS],
-            digit_count: 0,
-            groups: [0; MAX_PARSED_BYTES + 1],
-            group_count: 0,
-            one_separator: true,
-        };
+    fn parse_long(&mut self, bytes: &[u8]) -> bool {
         let mut in_group = false;
         let mut separator = None;
         for &b in bytes {
             if b.is_ascii_digit() {
-                *parsed.digits.get_mut(parsed.digit_count)? = b - b'0';
-                parsed.digit_count += 1;
+                let Some(slot) = self.digits.get_mut(self.digit_count) else {
+                    return false;
+                };
+                *slot = b - b'0';
+                self.digit_count += 1;
                 if !in_group {
-                    parsed.group_count += 1;
-                    if parsed.group_count > MAX_GROUPS {
-                        return None;
+                    self.group_count += 1;
+                    if self.group_count > MAX_GROUPS {
+                        return false;
                     }
                 }
-                parsed.groups[parsed.group_count] += 1;
+                self.groups[self.group_count] += 1;
                 in_group = true;
             } else {
                 in_group = false;
-                parsed.one_separator &= *separator.get_or_insert(b) == b;
+                self.one_separator &= *separator.get_or_insert(b) == b;
             }
         }
-        Some(parsed)
+        true
     }
     fn digits(&self) -> &[u8] {
         &self.digits[..self.digit_count]
@@ -305,7 +303,10 @@ impl DigitGroups {
 fn credit_card(text: &str, start: usize, end: usize) -> Option<Accepted> {
     longest_valid_prefix(text, start, end, b" -", |cut| {
         let candidate = &text[start..cut];
-        let parsed = DigitGroups::parse(candidate)?;
+        let mut parsed = DigitGroups::new();
+        if !parsed.parse(candidate) {
+            return None;
+        }
         let digits = parsed.digits();
         if !(13..=19).contains(&digits.len()) {
             return None;
@@ -647,7 +648,10 @@ fn phone_score(candidate: &str) -> Option<f64> {
     if candidate.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let parsed = DigitGroups::parse(candidate)?;
+    let mut parsed = DigitGroups::new();
+    if !parsed.parse(candidate) {
+        return None;
+    }
     let (digits, groups) = (parsed.digits(), parsed.groups());
     let n = digits.len();
     let at = |i: usize| digits.get(i).copied().unwrap_or(0);
@@ -710,21 +714,28 @@ fn phone_score(candidate: &str) -> Option<f64> {
 }
 
 fn email_valid(candidate: &str) -> bool {
-    let Some((local, domain)) = candidate.rsplit_once('@') else {
+    // Byte loops rather than `str` searches: this runs on every e-mail found.
+    let bytes = candidate.as_bytes();
+    let Some(at) = memchr::memrchr(b'@', bytes) else {
         return false;
     };
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..");
-    let tld = domain.rsplit_once('.').map(|(_, tld)| tld);
-    let domain_ok = domain.len() <= 253
-        && domain
-            .split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-'))
-        && tld.is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
-    local_ok && domain_ok
+    let (local, domain) = (&bytes[..at], &bytes[at + 1..]);
+    let local_ok = (1..=64).contains(&local.len())
+        && local.first() != Some(&b'.')
+        && local.last() != Some(&b'.')
+        && !local
+            .windows(2)
+            .any(|pair| pair[0] == b'.' && pair[1] == b'.');
+    let labels_ok = domain.split(|b| *b == b'.').all(|label| {
+        (1..=63).contains(&label.len())
+            && label.first() != Some(&b'-')
+            && label.last() != Some(&b'-')
+    });
+    let tld_ok = memchr::memrchr(b'.', domain).is_some_and(|dot| {
+        let tld = &domain[dot + 1..];
+        tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic)
+    });
+    local_ok && domain.len() <= 253 && labels_ok && tld_ok
 }
 
 fn url(text: &str, start: usize, end: usize) -> Option<Accepted> {
