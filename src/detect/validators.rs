@@ -1026,6 +1026,96 @@ mod tests {
     }
 
     #[test]
+    fn digit_groups_match_a_plain_split() {
+        let mut rng = crate::datasets::Rng::for_block(0xd161, 0);
+        let pieces = ["0", "7", "9", " ", "-", ".", "+", "("];
+        for _ in 0..20_000 {
+            let len = rng.range(0, 90);
+            let text: String = (0..len).map(|_| rng.pick(&pieces)).collect();
+            let digits: Vec<u8> = text
+                .bytes()
+                .filter(u8::is_ascii_digit)
+                .map(|b| b - b'0')
+                .collect();
+            let groups: Vec<u8> = text
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|g| !g.is_empty())
+                .map(|g| u8::try_from(g.len()).unwrap())
+                .collect();
+            let mut separators = text.bytes().filter(|b| !b.is_ascii_digit());
+            let one_separator = separators
+                .next()
+                .is_none_or(|first| separators.all(|b| b == first));
+            let mut parsed = DigitGroups::new();
+            let fits = digits.len() <= MAX_DIGITS && groups.len() <= MAX_GROUPS;
+            assert_eq!(parsed.parse(&text), fits, "{text:?}");
+            if fits {
+                assert_eq!(parsed.digits(), digits, "{text:?}");
+                assert_eq!(parsed.groups(), groups, "{text:?}");
+                assert_eq!(parsed.one_separator, one_separator, "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn emails() {
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        let long_domain = format!("a@{}.com", "b".repeat(64));
+        for good in ["a@b.co", "zoë.m+x@mail.example.org", "x-y_z@a-b.c-d.info"] {
+            assert!(ok(Validator::Email, good), "{good}");
+        }
+        for bad in [
+            ".a@b.co",
+            "a.@b.co",
+            "a..b@c.de",
+            "a@-b.co",
+            "a@b-.co",
+            "a@b..co",
+            "a@b.c",
+            "a@b.c0m",
+            "a@bco",
+            "@b.co",
+            long_local.as_str(),
+            long_domain.as_str(),
+        ] {
+            assert!(!ok(Validator::Email, bad), "{bad}");
+        }
+        // Same verdicts as a plain `str` formulation of the rules, on every short string
+        // over the characters that decide them.
+        let reference = |candidate: &str| {
+            let Some((local, domain)) = candidate.rsplit_once('@') else {
+                return false;
+            };
+            let local_ok = !local.is_empty()
+                && local.len() <= 64
+                && !local.starts_with('.')
+                && !local.ends_with('.')
+                && !local.contains("..");
+            let tld = domain.rsplit_once('.').map(|(_, tld)| tld);
+            local_ok
+                && domain.len() <= 253
+                && domain.split('.').all(|l| {
+                    !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
+                })
+                && tld.is_some_and(|t| t.len() >= 2 && t.bytes().all(|b| b.is_ascii_alphabetic()))
+        };
+        let alphabet = ["a", "b", ".", "-", "@", "1", "ë"];
+        let mut compared = 0;
+        for len in 1..=6u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                let mut text = String::new();
+                for _ in 0..len {
+                    text.push_str(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                assert_eq!(email_valid(&text), reference(&text), "{text:?}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 100_000);
+    }
+
+    #[test]
     fn secrets() {
         let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
         assert!(ok(Validator::Jwt, jwt));
