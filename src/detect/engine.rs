@@ -465,20 +465,11 @@ impl Detector {
     }
 }
 
-/// Bytes that make a string worth scanning for the built-in recognizers.
-static TRIGGER: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = b'0';
-    while b <= b'9' {
-        table[b as usize] = true;
-        b += 1;
-    }
-    table[b'@' as usize] = true;
-    table[b':' as usize] = true;
-    table[b'/' as usize] = true;
-    table[b'=' as usize] = true;
-    table
-};
+/// Bytes that make a string worth scanning for the built-in recognizers: digits, '@', ':', '/'
+/// and '='. ('/', the digits and ':' are one range.)
+fn is_trigger(b: u8) -> bool {
+    b.wrapping_sub(b'/') <= b':' - b'/' || b == b'=' || b == b'@'
+}
 
 /// Characters of a key-like token (JWT parts, AWS ids, PEM bodies, API keys).
 fn is_token_byte(b: u8) -> bool {
@@ -487,7 +478,14 @@ fn is_token_byte(b: u8) -> bool {
 
 /// The pre-filter: could any built-in recognizer match this text?
 pub(crate) fn worth_scanning(bytes: &[u8]) -> bool {
-    if bytes.iter().any(|b| TRIGGER[usize::from(*b)]) {
+    // 32 bytes at a time with no branch inside: the compiler turns the fold into vector
+    // compares, several times faster than a byte loop that stops at the first trigger.
+    let mut blocks = bytes.chunks_exact(32);
+    if blocks
+        .by_ref()
+        .any(|block| block.iter().fold(false, |any, &b| any | is_trigger(b)))
+        || blocks.remainder().iter().any(|&b| is_trigger(b))
+    {
         return true;
     }
     let mut run = 0usize;
@@ -984,6 +982,18 @@ mod tests {
         assert!(worth_scanning(b"call 555"));
         assert!(worth_scanning(b"see www.example.com"));
         assert!(worth_scanning(b"key AKIAIOSFODNNXEXAMPLE"));
+        let triggers: Vec<u8> = (0..=255u8).filter(|b| is_trigger(*b)).collect();
+        assert_eq!(triggers, b"/0123456789:=@");
+        // A trigger anywhere, in a 32-byte block or in the tail after the last block.
+        for trigger in [b'7', b'@', b'=', b':', b'/'] {
+            for at in [0, 5, 31, 32, 63, 64, 70] {
+                let mut text = vec![b'x'; 71];
+                text.iter_mut().step_by(4).for_each(|b| *b = b' ');
+                assert!(!worth_scanning(&text));
+                text[at] = trigger;
+                assert!(worth_scanning(&text), "{} at {at}", trigger as char);
+            }
+        }
     }
 
     #[test]
