@@ -28,13 +28,69 @@ pub(crate) fn is_string_type(data_type: &DataType) -> bool {
 /// Fail with a typed error if a string array holds bytes that are not valid UTF-8. Arrays that
 /// arrive over the C data interface are not validated by the importer, so every operator that
 /// reads string values checks them first.
+///
+/// Only the array's own values are checked: a chunk sliced from a large array shares its
+/// values buffer, and checking the whole buffer for each chunk made one big array cost
+/// quadratic time.
 pub(crate) fn validate_utf8(array: &dyn Array) -> Result<()> {
-    array.to_data().validate_full().map_err(|err| {
+    let invalid = |detail: String| {
         Error::invalid_data(
             None,
-            format!("string column holds invalid UTF-8 or malformed offsets ({err}); decode or cast it to valid UTF-8 first"),
+            format!("string column holds invalid UTF-8 or malformed offsets ({detail}); decode or cast it to valid UTF-8 first"),
         )
+    };
+    // Buffer sizes and the offsets' outer bounds first (cheap), so the values can be read.
+    array
+        .to_data()
+        .validate()
+        .map_err(|err| invalid(err.to_string()))?;
+    match array.data_type() {
+        DataType::Utf8 => validate_offsets_and_utf8(downcast::<StringArray>(array)?),
+        DataType::LargeUtf8 => validate_offsets_and_utf8(downcast::<LargeStringArray>(array)?),
+        _ => array
+            .to_data()
+            .validate_full()
+            .map_err(|err| Error::invalid_data(None, err.to_string())),
+    }
+    .map_err(|err| match err {
+        Error::InvalidData { message, .. } => invalid(message),
+        other => other,
     })
+}
+
+/// Offsets never decrease, stay inside the values buffer and fall on character boundaries, and
+/// the bytes between the first and last offset are UTF-8.
+fn validate_offsets_and_utf8<O: OffsetSizeTrait>(array: &GenericStringArray<O>) -> Result<()> {
+    let offsets = array.value_offsets();
+    let values = array.value_data();
+    let bad = |message: &str| Err(Error::invalid_data(None, message.to_owned()));
+    let mut previous = 0usize;
+    for (i, offset) in offsets.iter().enumerate() {
+        let Some(offset) = offset.to_usize().filter(|o| *o <= values.len()) else {
+            return bad("an offset points outside the values buffer");
+        };
+        if i > 0 && offset < previous {
+            return bad("offsets decrease");
+        }
+        previous = offset;
+    }
+    let (Some(first), Some(last)) = (offsets.first(), offsets.last()) else {
+        return Ok(());
+    };
+    let (first, last) = (first.as_usize(), last.as_usize());
+    let text = std::str::from_utf8(&values[first..last]).map_err(|err| {
+        Error::invalid_data(
+            None,
+            format!("invalid UTF-8 at byte {}", first + err.valid_up_to()),
+        )
+    })?;
+    if offsets
+        .iter()
+        .any(|offset| !text.is_char_boundary(offset.as_usize() - first))
+    {
+        return bad("an offset splits a character");
+    }
+    Ok(())
 }
 
 /// Apply `transform` to every non-null value, appending its output; nulls stay null.
@@ -248,5 +304,33 @@ mod tests {
         let bad = unsafe { StringArray::new_unchecked(offsets, values, None) };
         let err = map_strings(&bad, |_, _, _| Ok(())).unwrap_err();
         assert!(matches!(err, Error::InvalidData { .. }), "{err}");
+    }
+
+    #[test]
+    fn only_the_slice_values_are_checked() {
+        // "ab", an invalid byte, "é" (two bytes), "cd".
+        let values = Buffer::from_vec(vec![b'a', b'b', 0xff, 0xc3, 0xa9, b'c', b'd']);
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(vec![0i32, 2, 3, 5, 7]));
+        // SAFETY: deliberately invalid, to check what is refused.
+        let array = unsafe { StringArray::new_unchecked(offsets, values.clone(), None) };
+        let upper = |array: &StringArray| {
+            map_strings(array, |_, v, buf| {
+                buf.push_str(&v.to_uppercase());
+                Ok(())
+            })
+        };
+        let message = |result: Result<ArrayRef>| result.unwrap_err().to_string();
+        assert!(message(upper(&array)).contains("invalid UTF-8 at byte 2"));
+        assert!(upper(&array.slice(0, 1)).is_ok());
+        let tail = upper(&array.slice(2, 2)).unwrap();
+        let tail = tail.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(tail.iter().collect::<Vec<_>>(), vec![Some("É"), Some("CD")]);
+        assert!(message(upper(&array.slice(1, 2))).contains("invalid UTF-8"));
+        // "aé" cut inside "é": valid UTF-8 as a whole, but not as two values.
+        let values = Buffer::from_vec(vec![b'a', 0xc3, 0xa9]);
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(vec![0i32, 2, 3]));
+        // SAFETY: as above.
+        let split = unsafe { StringArray::new_unchecked(offsets, values, None) };
+        assert!(message(upper(&split)).contains("splits a character"));
     }
 }
