@@ -516,20 +516,19 @@ fn has_context(text: &str, start: usize, words: &[String]) -> bool {
     {
         source = &source[cut + 1..];
     }
-    let mut window = [0u8; CONTEXT_WINDOW_BYTES];
-    let window = &mut window[..source.len()];
-    window.copy_from_slice(source);
-    window.make_ascii_lowercase();
-    // Walk the word starts once and compare each context word there: windows are tiny, so this
-    // beats building a substring searcher per word per candidate.
-    (0..window.len())
-        .filter(|&i| i == 0 || !window[i - 1].is_ascii_alphanumeric())
+    // Walk the word starts once and compare each context word there, ignoring ASCII case in
+    // place: windows are tiny, so this beats a lowercased copy or a substring searcher per word.
+    (0..source.len())
+        .filter(|&i| i == 0 || !source[i - 1].is_ascii_alphanumeric())
         .any(|i| {
-            // The first-byte test first: most word starts match no word, and a call to compare
-            // slices costs more than the comparison itself at these sizes.
+            let here = source[i].to_ascii_lowercase();
+            // The first-byte test first: most word starts match no word.
             words.iter().any(|word| {
-                word.as_bytes().first() == Some(&window[i])
-                    && window[i..].starts_with(word.as_bytes())
+                let word = word.as_bytes();
+                word.first() == Some(&here)
+                    && source
+                        .get(i..i + word.len())
+                        .is_some_and(|candidate| candidate.eq_ignore_ascii_case(word))
             })
         })
 }
