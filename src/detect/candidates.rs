@@ -98,17 +98,8 @@ impl RunThenSuffix {
             )
             .build(suffix)
             .ok()?;
-        let start = |look_behind: Option<u8>| {
-            suffix
-                .start_state(
-                    &start::Config::new()
-                        .anchored(Anchored::Yes)
-                        .look_behind(look_behind),
-                )
-                .ok()
-        };
-        let suffix_start = start(None)?;
-        if (0..=255u8).any(|b| start(Some(b)) != Some(suffix_start)) {
+        let suffix_start = anchored_start(&suffix, None)?;
+        if (0..=255u8).any(|b| anchored_start(&suffix, Some(b)) != Some(suffix_start)) {
             return None;
         }
         Some(Self {
@@ -132,7 +123,8 @@ impl RunThenSuffix {
                 return Err(());
             }
             if start < inner {
-                let (found, _) = walk(&self.suffix, bytes, inner, self.suffix_start);
+                // SAFETY: `suffix_start` is a start state of `suffix`.
+                let (found, _) = unsafe { walk(&self.suffix, bytes, inner, self.suffix_start) };
                 if let Some((_, end)) = found {
                     return Ok(Some((start, end)));
                 }
@@ -193,14 +185,12 @@ impl CandidateFinder {
         let inner = inner
             .iter()
             .map(|spec| {
-                let split = match spec.run_then_suffix {
-                    Some((run_char, suffix))
-                        if patterns[spec.pattern] == format!("{run_char}+{suffix}") =>
-                    {
-                        Some(RunThenSuffix::new(run_char, suffix, spec.required)?)
-                    }
-                    _ => None,
-                };
+                // Where the shape does not hold, the pattern keeps its regex search.
+                let split = spec.run_then_suffix.and_then(|(run_char, suffix)| {
+                    (patterns[spec.pattern] == format!("{run_char}+{suffix}"))
+                        .then(|| RunThenSuffix::new(run_char, suffix, spec.required))
+                        .flatten()
+                });
                 Some(InnerPattern {
                     regex: super::engine::compile_patterns(&[patterns[spec.pattern]]).ok()?,
                     pattern: spec.pattern,
@@ -209,15 +199,6 @@ impl CandidateFinder {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        let anchored_start = |look_behind: Option<u8>| -> Option<StateID> {
-            dense
-                .start_state(
-                    &start::Config::new()
-                        .anchored(Anchored::Yes)
-                        .look_behind(look_behind),
-                )
-                .ok()
-        };
         let mut starts: Vec<StateID> = Vec::new();
         let mut index_of = |state: StateID| -> u8 {
             let at = starts.iter().position(|s| *s == state).unwrap_or_else(|| {
@@ -226,10 +207,10 @@ impl CandidateFinder {
             });
             u8::try_from(at).expect("a DFA has a handful of start states")
         };
-        let start_of_text = index_of(anchored_start(None)?);
+        let start_of_text = index_of(anchored_start(&dense, None)?);
         let mut start_of = [0u8; 256];
         for (byte, slot) in (0..=255u8).zip(start_of.iter_mut()) {
-            *slot = index_of(anchored_start(Some(byte))?);
+            *slot = index_of(anchored_start(&dense, Some(byte))?);
         }
         if starts.len() > 8 {
             return None;
@@ -356,7 +337,8 @@ impl CandidateFinder {
         budget: &mut usize,
     ) -> Result<Option<Candidate>, OverBudget> {
         let state = self.starts[usize::from(start)];
-        let (found, walked) = walk(&self.dense, bytes, at, state);
+        // SAFETY: `starts` holds start states of `dense` only.
+        let (found, walked) = unsafe { walk(&self.dense, bytes, at, state) };
         // Charged after the walk: one walk is at most the text's length, so the total stays
         // linear.
         *budget = budget.checked_sub(walked).ok_or(OverBudget)?;
@@ -397,11 +379,25 @@ impl CandidateFinder {
     }
 }
 
+/// The anchored start state of `dfa` after the byte `look_behind` (`None`: start of text).
+fn anchored_start(dfa: &dense::DFA<Vec<u32>>, look_behind: Option<u8>) -> Option<StateID> {
+    dfa.start_state(
+        &start::Config::new()
+            .anchored(Anchored::Yes)
+            .look_behind(look_behind),
+    )
+    .ok()
+}
+
 /// The anchored leftmost-first match at `start` of `dfa`, walking from its start state `state`:
 /// ((pattern, end), bytes walked). Matches show one byte late, as in any regex-automata DFA; the
 /// walk stops at the dead state and keeps the last match seen. There are no quit states: none
 /// are configured, and the built-ins use ASCII word boundaries only.
-fn walk(
+///
+/// # Safety
+/// `state` must be a state of `dfa` (from [`anchored_start`] on the same DFA): transitions are
+/// followed without bounds checks, which sat on every byte of every walk.
+unsafe fn walk(
     dfa: &dense::DFA<Vec<u32>>,
     bytes: &[u8],
     start: usize,
@@ -410,9 +406,8 @@ fn walk(
     let mut found = None;
     let rest = &bytes[start..];
     for (offset, &byte) in rest.iter().enumerate() {
-        // SAFETY: `state` is a start state of this DFA (from `start_state`) or a state it
-        // returned from a transition, and a valid DFA's transitions lead to valid states.
-        // The bounds check skipped here sat on every byte of every walk.
+        // SAFETY: `state` is the caller's state of this DFA or one a transition of it returned,
+        // and a valid DFA's transitions lead to valid states.
         state = unsafe { dfa.next_state_unchecked(state, byte) };
         if dfa.is_special_state(state) {
             if dfa.is_dead_state(state) {
