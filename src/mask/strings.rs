@@ -217,7 +217,7 @@ fn string_array<O: OffsetSizeTrait>(
     values: String,
     nulls: Option<arrow_buffer::NullBuffer>,
 ) -> GenericStringArray<O> {
-    // Checks that offsets start at 0 and never decrease (panics otherwise, a bug here).
+    // Checks that offsets are non-negative and never decrease (panics otherwise, a bug here).
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
     assert!(offsets.last().and_then(|end| end.to_usize()) == Some(values.len()));
     assert!(nulls.as_ref().is_none_or(|n| n.len() == offsets.len() - 1));
