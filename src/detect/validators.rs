@@ -1029,18 +1029,29 @@ mod tests {
     fn digit_groups_match_a_plain_split() {
         let mut rng = crate::datasets::Rng::for_block(0xd161, 0);
         let pieces = ["0", "7", "9", " ", "-", ".", "+", "("];
-        for _ in 0..20_000 {
+        // Both loops (up to and past 64 bytes) at their limits, then random texts.
+        let edges = [
+            "1".repeat(64),
+            "1".repeat(65),
+            "1".repeat(300),
+            "1 ".repeat(16),
+            "1 ".repeat(17),
+            "12-".repeat(40),
+        ];
+        let random = (0..20_000).map(|_| {
             let len = rng.range(0, 90);
-            let text: String = (0..len).map(|_| rng.pick(&pieces)).collect();
+            (0..len).map(|_| rng.pick(&pieces)).collect::<String>()
+        });
+        for text in edges.into_iter().chain(random) {
             let digits: Vec<u8> = text
                 .bytes()
                 .filter(u8::is_ascii_digit)
                 .map(|b| b - b'0')
                 .collect();
-            let groups: Vec<u8> = text
+            let groups: Vec<usize> = text
                 .split(|c: char| !c.is_ascii_digit())
                 .filter(|g| !g.is_empty())
-                .map(|g| u8::try_from(g.len()).unwrap())
+                .map(str::len)
                 .collect();
             let mut separators = text.bytes().filter(|b| !b.is_ascii_digit());
             let one_separator = separators
@@ -1051,7 +1062,9 @@ mod tests {
             assert_eq!(parsed.parse(&text), fits, "{text:?}");
             if fits {
                 assert_eq!(parsed.digits(), digits, "{text:?}");
-                assert_eq!(parsed.groups(), groups, "{text:?}");
+                let parsed_groups: Vec<usize> =
+                    parsed.groups().iter().map(|g| usize::from(*g)).collect();
+                assert_eq!(parsed_groups, groups, "{text:?}");
                 assert_eq!(parsed.one_separator, one_separator, "{text:?}");
             }
         }
