@@ -403,24 +403,32 @@ unsafe fn walk(
     start: usize,
     mut state: StateID,
 ) -> (Option<(usize, usize)>, usize) {
-    let mut found = None;
+    // The last match state seen and where: its pattern is looked up once, at the end (a digit
+    // run passes through a match state at nearly every byte).
+    let mut found: Option<(StateID, usize)> = None;
     let rest = &bytes[start..];
+    let mut walked = rest.len();
+    let mut dead = false;
     for (offset, &byte) in rest.iter().enumerate() {
         // SAFETY: `state` is the caller's state of this DFA or one a transition of it returned,
         // and a valid DFA's transitions lead to valid states.
         state = unsafe { dfa.next_state_unchecked(state, byte) };
         if dfa.is_special_state(state) {
             if dfa.is_dead_state(state) {
-                return (found, offset + 1);
+                (walked, dead) = (offset + 1, true);
+                break;
             }
             if dfa.is_match_state(state) {
-                found = Some((dfa.match_pattern(state, 0).as_usize(), start + offset));
+                found = Some((state, start + offset));
             }
         }
     }
-    state = dfa.next_eoi_state(state);
-    if dfa.is_match_state(state) {
-        found = Some((dfa.match_pattern(state, 0).as_usize(), bytes.len()));
+    if !dead {
+        state = dfa.next_eoi_state(state);
+        if dfa.is_match_state(state) {
+            found = Some((state, bytes.len()));
+        }
     }
-    (found, rest.len())
+    let found = found.map(|(state, end)| (dfa.match_pattern(state, 0).as_usize(), end));
+    (found, walked)
 }
