@@ -29,6 +29,8 @@ use regex_automata::meta::{self, Regex};
 use regex_automata::util::{primitives::StateID, start};
 use regex_automata::{Anchored, Input};
 
+use super::start_filter::StartFilter;
+
 /// Largest dense DFA accepted; beyond it the detector keeps the combined search alone.
 const DENSE_SIZE_LIMIT_BYTES: usize = 16 << 20;
 /// Bytes the anchored walks may cover per byte of text (plus [`WALK_BUDGET_MIN_BYTES`]).
@@ -153,6 +155,8 @@ pub(crate) struct CandidateFinder {
     /// `[first byte]`: the same for a last byte of text.
     single_alive: [u8; 256],
     inner: Vec<InnerPattern>,
+    /// Rules out most positions 32 at a time before the exact test (where the CPU allows).
+    start_filter: Option<StartFilter>,
 }
 
 /// Per-text search state of a [`CandidateFinder`].
@@ -232,6 +236,7 @@ impl CandidateFinder {
                 }
             }
         }
+        let start_filter = StartFilter::new(&start_of, &pair_alive);
         Some(Self {
             dense,
             dense_patterns,
@@ -242,7 +247,14 @@ impl CandidateFinder {
             pair_alive,
             single_alive,
             inner,
+            start_filter,
         })
+    }
+
+    /// Test every position one by one, as where the CPU has no AVX2.
+    #[cfg(test)]
+    pub(crate) fn drop_start_filter(&mut self) {
+        self.start_filter = None;
     }
 
     pub(crate) fn scratch(&self) -> FinderScratch {
@@ -303,6 +315,60 @@ impl CandidateFinder {
         if at >= bytes.len() {
             return Ok(None);
         }
+        let Some(filter) = &self.start_filter else {
+            return self.next_dense_one_by_one(bytes, at, budget);
+        };
+        // `at` (whose look-behind may be the start of the text) and the last position (no
+        // second byte) are tested alone; those between, 32 at a time.
+        if let Some(start) = self.may_start(bytes, at) {
+            if let Some(found) = self.walk_from(bytes, at, start, budget)? {
+                return Ok(Some(found));
+            }
+        }
+        let last = bytes.len() - 1;
+        let mut block = at + 1;
+        while block < last {
+            let mut passed = filter.block(bytes, block);
+            while passed != 0 {
+                let position = block + passed.trailing_zeros() as usize;
+                passed &= passed - 1;
+                if let Some(start) = self.may_start(bytes, position) {
+                    if let Some(found) = self.walk_from(bytes, position, start, budget)? {
+                        return Ok(Some(found));
+                    }
+                }
+            }
+            block += 32;
+        }
+        if at < last {
+            if let Some(start) = self.may_start(bytes, last) {
+                return self.walk_from(bytes, last, start, budget);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The exact test: the look-behind start state (index into `starts`) under which a dense
+    /// match can start at `at`, if any.
+    fn may_start(&self, bytes: &[u8], at: usize) -> Option<u8> {
+        let start = match at.checked_sub(1) {
+            None => self.start_of_text,
+            Some(before) => self.start_of[usize::from(bytes[before])],
+        };
+        let alive = match bytes.get(at + 1) {
+            Some(&second) => self.pair_alive[usize::from(bytes[at]) << 8 | usize::from(second)],
+            None => self.single_alive[usize::from(bytes[at])],
+        };
+        (alive & (1 << start) != 0).then_some(start)
+    }
+
+    /// [`CandidateFinder::next_dense`] without the vector filter: every position tested.
+    fn next_dense_one_by_one(
+        &self,
+        bytes: &[u8],
+        at: usize,
+        budget: &mut usize,
+    ) -> Result<Option<Candidate>, OverBudget> {
         let mut start = match at.checked_sub(1) {
             None => self.start_of_text,
             Some(before) => self.start_of[usize::from(bytes[before])],

@@ -32,6 +32,7 @@ pub mod labelled;
 pub mod recognizers;
 pub mod redact;
 pub mod scan;
+mod start_filter;
 pub mod validators;
 
 pub use engine::{Detector, Finding, Scratch};

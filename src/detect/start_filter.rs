@@ -1,0 +1,318 @@
+//! A vectorised first pass over the positions where a dense-DFA candidate can start.
+//!
+//! The candidate search tests each position exactly with one table load: the pair of bytes
+//! there, under the look-behind class of the byte before. Most positions of text fail that test,
+//! and testing them one by one was the largest single cost of detection on PII-dense text. This
+//! filter rules most of them out 32 at a time, in the manner of the Teddy literal searcher:
+//! nibble lookups (`pshufb`) of the first and second byte give the buckets a pair can be in, and
+//! an exact bitmap lookup of the byte before gives its look-behind class, which selects the
+//! class's buckets. A bucket is a product of nibble sets, so it over-approximates: every position
+//! the filter passes is still tested exactly, and the filter never drops a position the exact
+//! test passes. That holds by construction and is checked over every byte triple when the filter
+//! is built; the filter is not built when the check fails, when the DFA has more than two
+//! look-behind classes, or when the CPU has no AVX2 (the search then tests every position).
+//!
+//! Buckets: for each look-behind class, one bucket per kind of first byte (digit, upper case
+//! letter, lower case letter, anything else), so the second-byte sets of digits (digits and
+//! separators) and of letters (the next letter of a keyword) do not blur into each other.
+
+/// The look-behind classes the filter tells apart, and so the most it supports.
+const CLASSES: usize = 2;
+/// Kinds of first byte, one bucket each per class (`CLASSES * KINDS` buckets in 8 bits).
+const KINDS: usize = 4;
+
+fn kind(byte: u8) -> usize {
+    match byte {
+        b'0'..=b'9' => 0,
+        b'A'..=b'Z' => 1,
+        b'a'..=b'z' => 2,
+        _ => 3,
+    }
+}
+
+/// Nibble tables of the filter (bit `b` of an entry: bucket `b`).
+pub(super) struct StartFilter {
+    first_lo: [u8; 16],
+    first_hi: [u8; 16],
+    second_lo: [u8; 16],
+    second_hi: [u8; 16],
+    /// Bit `hi` of `[lo]`: the ASCII byte `hi << 4 | lo` is in the look-behind class `ascii`
+    /// (the one that holds no byte from 0x80 on).
+    ascii_class_bitmap: [u8; 16],
+    /// Buckets of the class that holds the bytes from 0x80 on, and of the other one.
+    wide_class_buckets: u8,
+    ascii_class_buckets: u8,
+}
+
+impl StartFilter {
+    /// A filter for a DFA whose start state after byte `b` is number `start_of[b]` and where
+    /// `pair_alive[first << 8 | second]` has bit `s` when a match can start at `first, second`
+    /// under start state `s`. `None` where the filter cannot serve (see the module notes).
+    pub(super) fn new(start_of: &[u8; 256], pair_alive: &[u8; 1 << 16]) -> Option<Self> {
+        if !avx2_available() {
+            return None;
+        }
+        let wide = start_of[0x80];
+        if start_of[0x80..].iter().any(|&s| s != wide) || start_of.iter().any(|&s| s > 1) {
+            return None;
+        }
+        let ascii = 1 - wide;
+        // Slot 0 for the class of the bytes from 0x80 on, slot 1 for the other.
+        let slot = |start: u8| usize::from(start != wide);
+        let mut filter = Self {
+            first_lo: [0; 16],
+            first_hi: [0; 16],
+            second_lo: [0; 16],
+            second_hi: [0; 16],
+            ascii_class_bitmap: [0; 16],
+            wide_class_buckets: 0x0f,
+            ascii_class_buckets: 0xf0,
+        };
+        for byte in 0..0x80u8 {
+            if start_of[usize::from(byte)] == ascii {
+                filter.ascii_class_bitmap[usize::from(byte & 15)] |= 1 << (byte >> 4);
+            }
+        }
+        for first in 0..=255u8 {
+            for second in 0..=255u8 {
+                let alive = pair_alive[usize::from(first) << 8 | usize::from(second)];
+                for start in 0..CLASSES as u8 {
+                    if alive & (1 << start) == 0 {
+                        continue;
+                    }
+                    let bucket = 1u8 << (slot(start) * KINDS + kind(first));
+                    filter.first_lo[usize::from(first & 15)] |= bucket;
+                    filter.first_hi[usize::from(first >> 4)] |= bucket;
+                    filter.second_lo[usize::from(second & 15)] |= bucket;
+                    filter.second_hi[usize::from(second >> 4)] |= bucket;
+                }
+            }
+        }
+        // The filter must pass every position the exact test passes: each look-behind byte
+        // must select its class's buckets, and each live pair must be in one of them.
+        for behind in 0..=255u8 {
+            let expected = if slot(start_of[usize::from(behind)]) == 0 {
+                filter.wide_class_buckets
+            } else {
+                filter.ascii_class_buckets
+            };
+            if filter.class_buckets(behind) != expected {
+                return None;
+            }
+        }
+        for first in 0..=255u8 {
+            for second in 0..=255u8 {
+                let alive = pair_alive[usize::from(first) << 8 | usize::from(second)];
+                for start in 0..CLASSES as u8 {
+                    let buckets = if slot(start) == 0 {
+                        filter.wide_class_buckets
+                    } else {
+                        filter.ascii_class_buckets
+                    };
+                    if alive & (1 << start) != 0
+                        && filter.pair_buckets(first, second) & buckets == 0
+                    {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(filter)
+    }
+
+    /// The buckets the pair `first, second` can be in, as the vector code computes them.
+    fn pair_buckets(&self, first: u8, second: u8) -> u8 {
+        let (lo, hi) = (|b: u8| usize::from(b & 15), |b: u8| usize::from(b >> 4));
+        self.first_lo[lo(first)]
+            & self.first_hi[hi(first)]
+            & self.second_lo[lo(second)]
+            & self.second_hi[hi(second)]
+    }
+
+    /// The buckets of the look-behind class of `behind`, as the vector code computes them.
+    fn class_buckets(&self, behind: u8) -> u8 {
+        let row = self.ascii_class_bitmap[usize::from(behind & 15)];
+        if behind < 0x80 && row & (1 << (behind >> 4)) != 0 {
+            self.ascii_class_buckets
+        } else {
+            self.wide_class_buckets
+        }
+    }
+
+    /// The filter's verdict for one position.
+    #[cfg(test)]
+    fn passes(&self, behind: u8, first: u8, second: u8) -> bool {
+        self.pair_buckets(first, second) & self.class_buckets(behind) != 0
+    }
+
+    /// Bit `i` set: position `at + i` may start a match (`i < 32`). Positions from the last
+    /// byte of `bytes` on (which have no second byte) are never set. Needs `at >= 1`.
+    pub(super) fn block(&self, bytes: &[u8], at: usize) -> u32 {
+        assert!(
+            at >= 1,
+            "the first position's look-behind may be the start of the text"
+        );
+        let window = &bytes[at - 1..];
+        if window.len() >= 34 {
+            // SAFETY: the filter exists only where AVX2 is available, and the window holds the
+            // 34 bytes read (32 look-behind bytes, the first one before `at`, then 2 more).
+            return unsafe { self.block_avx2(window.as_ptr()) };
+        }
+        let mut padded = [0u8; 34];
+        padded[..window.len()].copy_from_slice(window);
+        // Positions with a second byte: `window.len() - 2` of them (if any).
+        let valid = window.len().saturating_sub(2);
+        // SAFETY: as above, over the padded copy.
+        let mask = unsafe { self.block_avx2(padded.as_ptr()) };
+        mask & ((1u64 << valid) - 1) as u32
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn block_avx2(&self, window: *const u8) -> u32 {
+        use std::arch::x86_64::*;
+        let table = |t: &[u8; 16]| {
+            // SAFETY: `t` is 16 readable bytes.
+            _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(t.as_ptr().cast()) })
+        };
+        // SAFETY: the caller guarantees 34 readable bytes from `window`.
+        let (behind, first, second) = unsafe {
+            (
+                _mm256_loadu_si256(window.cast()),
+                _mm256_loadu_si256(window.add(1).cast()),
+                _mm256_loadu_si256(window.add(2).cast()),
+            )
+        };
+        let nibble = _mm256_set1_epi8(0x0f);
+        let lo = |v: __m256i| _mm256_and_si256(v, nibble);
+        let hi = |v: __m256i| _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
+        let buckets = _mm256_and_si256(
+            _mm256_and_si256(
+                _mm256_shuffle_epi8(table(&self.first_lo), lo(first)),
+                _mm256_shuffle_epi8(table(&self.first_hi), hi(first)),
+            ),
+            _mm256_and_si256(
+                _mm256_shuffle_epi8(table(&self.second_lo), lo(second)),
+                _mm256_shuffle_epi8(table(&self.second_hi), hi(second)),
+            ),
+        );
+        // Bit `hi` of the bitmap row, for `hi < 8` (a byte from 0x80 on gets 0: wide class).
+        let bit_of_hi = table(&[1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let in_ascii_class = _mm256_and_si256(
+            _mm256_shuffle_epi8(table(&self.ascii_class_bitmap), lo(behind)),
+            _mm256_shuffle_epi8(bit_of_hi, hi(behind)),
+        );
+        let zero = _mm256_setzero_si256();
+        let wide_class = _mm256_cmpeq_epi8(in_ascii_class, zero);
+        let class_buckets = _mm256_blendv_epi8(
+            _mm256_set1_epi8(self.ascii_class_buckets as i8),
+            _mm256_set1_epi8(self.wide_class_buckets as i8),
+            wide_class,
+        );
+        let dropped = _mm256_cmpeq_epi8(_mm256_and_si256(buckets, class_buckets), zero);
+        !(_mm256_movemask_epi8(dropped) as u32)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn block_avx2(&self, _window: *const u8) -> u32 {
+        unreachable!("the filter is built only where AVX2 is available")
+    }
+}
+
+fn avx2_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A toy two-class table: matches start at a digit pair after a non-word byte, or at "ke"
+    /// anywhere.
+    fn toy() -> ([u8; 256], Box<[u8; 1 << 16]>) {
+        let mut start_of = [0u8; 256];
+        for b in 0..=255u8 {
+            start_of[usize::from(b)] = u8::from(b.is_ascii_alphanumeric() || b == b'_');
+        }
+        let mut pair: Box<[u8; 1 << 16]> = vec![0u8; 1 << 16].try_into().unwrap();
+        for a in b'0'..=b'9' {
+            for b in b'0'..=b'9' {
+                pair[usize::from(a) << 8 | usize::from(b)] |= 1;
+            }
+        }
+        pair[usize::from(b'k') << 8 | usize::from(b'e')] |= 0b11;
+        (start_of, pair)
+    }
+
+    #[test]
+    fn vector_blocks_agree_with_the_scalar_verdict_and_cover_the_exact_test() {
+        let (start_of, pair) = toy();
+        let Some(filter) = StartFilter::new(&start_of, &pair) else {
+            return; // no AVX2 here: the search tests every position
+        };
+        let alphabet = b"0123456789 ke_x.\xc3\xa9\n";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 2..120 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let mut at = 1;
+            while at < len {
+                let mask = filter.block(&bytes, at);
+                for i in 0..32 {
+                    let pos = at + i;
+                    let set = mask & (1 << i) != 0;
+                    if pos + 1 >= len {
+                        assert!(!set, "no second byte at {pos}");
+                        continue;
+                    }
+                    let (behind, first, second) = (bytes[pos - 1], bytes[pos], bytes[pos + 1]);
+                    assert_eq!(
+                        set,
+                        filter.passes(behind, first, second),
+                        "{bytes:?} at {pos}"
+                    );
+                    let exact = pair[usize::from(first) << 8 | usize::from(second)]
+                        & (1 << start_of[usize::from(behind)]);
+                    assert!(set || exact == 0, "dropped a start: {bytes:?} at {pos}");
+                }
+                at += 32;
+            }
+        }
+    }
+
+    #[test]
+    fn filter_is_selective() {
+        let (start_of, pair) = toy();
+        let Some(filter) = StartFilter::new(&start_of, &pair) else {
+            return;
+        };
+        // Digits inside a word and letters other than "ke" never pass.
+        let text = b"ab12 x9y hello there 42 token";
+        let mask = filter.block(text, 1);
+        let passed: Vec<usize> = (0..32)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| i + 1)
+            .collect();
+        assert_eq!(passed, [21, 26]);
+    }
+
+    #[test]
+    fn more_than_two_look_behind_classes_build_no_filter() {
+        let (mut start_of, pair) = toy();
+        start_of[usize::from(b'\n')] = 2;
+        assert!(StartFilter::new(&start_of, &pair).is_none());
+    }
+}
