@@ -537,15 +537,19 @@ fn ipv4_valid(text: &str, start: usize, end: usize) -> bool {
     if dotted_digit_before || dotted_digit_after {
         return false;
     }
-    let octets: Vec<&str> = text[start..end].split('.').collect();
-    octets.len() == 4
-        && octets.iter().all(|o| {
-            !o.is_empty()
-                && o.len() <= 3
-                && o.bytes().all(|b| b.is_ascii_digit())
-                && (o.len() == 1 || !o.starts_with('0'))
-                && o.parse::<u16>().is_ok_and(|v| v <= 255)
-        })
+    let mut octets = 0;
+    for octet in bytes[start..end].split(|b| *b == b'.') {
+        octets += 1;
+        let octet_ok = octets <= 4
+            && (1..=3).contains(&octet.len())
+            && octet.iter().all(u8::is_ascii_digit)
+            && (octet.len() == 1 || octet[0] != b'0')
+            && parse_digits(octet).is_some_and(|v| v <= 255);
+        if !octet_ok {
+            return false;
+        }
+    }
+    octets == 4
 }
 
 fn ipv6(text: &str, start: usize, end: usize) -> Option<Accepted> {
@@ -570,13 +574,24 @@ const MONTHS: &[&str] = &[
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
 
-fn month_number(word: &str) -> Option<u32> {
-    let lower = word.trim_end_matches(['.', ',']).to_ascii_lowercase();
-    let prefix = lower.get(..3)?;
+fn month_number(word: &[u8]) -> Option<u32> {
+    let end = word
+        .iter()
+        .rposition(|b| !matches!(b, b'.' | b','))
+        .map_or(0, |last| last + 1);
+    let prefix = word[..end].get(..3)?;
     MONTHS
         .iter()
-        .position(|m| *m == prefix)
+        .position(|m| prefix.eq_ignore_ascii_case(m.as_bytes()))
         .map(|i| i as u32 + 1)
+}
+
+/// A run of ASCII digits as a number (`None` past `u32`).
+fn parse_digits(run: &[u8]) -> Option<u32> {
+    run.iter().try_fold(0u32, |acc, &b| {
+        acc.checked_mul(10)?
+            .checked_add(u32::from(b.wrapping_sub(b'0')))
+    })
 }
 
 fn real_date(year: u32, month: u32, day: u32) -> bool {
@@ -588,34 +603,58 @@ fn real_date(year: u32, month: u32, day: u32) -> bool {
 }
 
 fn date_valid(candidate: &str) -> bool {
-    let numbers: Vec<&str> = candidate
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let parse = |s: &str| s.parse::<u32>().ok();
-    let has_month_name = candidate.bytes().any(|b| b.is_ascii_alphabetic());
-    if has_month_name {
-        let month = candidate
-            .split([' ', ','])
-            .filter(|w| w.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()))
-            .find_map(month_number);
-        let (Some(month), [first, second]) = (month, numbers.as_slice()) else {
+    // Byte loops on the stack: this runs on every date-shaped candidate.
+    let bytes = candidate.as_bytes();
+    // The digit runs (a date has two or three), and the number of them.
+    let mut numbers: [&[u8]; 3] = [&[]; 3];
+    let mut count = 0;
+    let mut rest = bytes;
+    while let Some(first) = rest.iter().position(u8::is_ascii_digit) {
+        let run_len = rest[first..]
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(rest.len() - first);
+        let Some(slot) = numbers.get_mut(count) else {
             return false;
         };
-        let (Some(a), Some(b)) = (parse(first), parse(second)) else {
+        *slot = &rest[first..first + run_len];
+        count += 1;
+        rest = &rest[first + run_len..];
+    }
+    let numbers = &numbers[..count];
+    if bytes.iter().any(u8::is_ascii_alphabetic) {
+        let month = bytes
+            .split(|b| matches!(b, b' ' | b','))
+            .filter(|w| w.first().is_some_and(u8::is_ascii_alphabetic))
+            .find_map(month_number);
+        let (Some(month), [first, second]) = (month, numbers) else {
+            return false;
+        };
+        let (Some(a), Some(b)) = (parse_digits(first), parse_digits(second)) else {
             return false;
         };
         return real_date(b, month, a);
     }
-    let separators: Vec<u8> = candidate.bytes().filter(|b| !b.is_ascii_digit()).collect();
-    if separators.len() != 2 || separators[0] != separators[1] || numbers.len() != 3 {
-        return false;
-    }
-    let (Some(a), Some(b), Some(c)) = (parse(numbers[0]), parse(numbers[1]), parse(numbers[2]))
+    let mut separators = bytes.iter().filter(|b| !b.is_ascii_digit());
+    let (Some(first_separator), Some(second_separator), None) =
+        (separators.next(), separators.next(), separators.next())
     else {
         return false;
     };
-    if numbers[0].len() == 4 {
+    let [first, second, third] = numbers else {
+        return false;
+    };
+    if first_separator != second_separator {
+        return false;
+    }
+    let (Some(a), Some(b), Some(c)) = (
+        parse_digits(first),
+        parse_digits(second),
+        parse_digits(third),
+    ) else {
+        return false;
+    };
+    if first.len() == 4 {
         real_date(a, b, c)
     } else {
         // d/m/y or m/d/y: a real date in either order is a date.
@@ -1068,6 +1107,109 @@ mod tests {
                 assert_eq!(parsed.one_separator, one_separator, "{text:?}");
             }
         }
+    }
+
+    /// The date and IPv4 rules as first written with `str` splits (they allocated); the byte
+    /// loops must give the same verdicts.
+    fn date_reference(candidate: &str) -> bool {
+        let month_number = |word: &str| {
+            let lower = word.trim_end_matches(['.', ',']).to_ascii_lowercase();
+            let prefix = lower.get(..3)?;
+            MONTHS
+                .iter()
+                .position(|m| *m == prefix)
+                .map(|i| i as u32 + 1)
+        };
+        let numbers: Vec<&str> = candidate
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let parse = |s: &str| s.parse::<u32>().ok();
+        if candidate.bytes().any(|b| b.is_ascii_alphabetic()) {
+            let month = candidate
+                .split([' ', ','])
+                .filter(|w| w.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()))
+                .find_map(month_number);
+            let (Some(month), [first, second]) = (month, numbers.as_slice()) else {
+                return false;
+            };
+            let (Some(a), Some(b)) = (parse(first), parse(second)) else {
+                return false;
+            };
+            return real_date(b, month, a);
+        }
+        let separators: Vec<u8> = candidate.bytes().filter(|b| !b.is_ascii_digit()).collect();
+        if separators.len() != 2 || separators[0] != separators[1] || numbers.len() != 3 {
+            return false;
+        }
+        let (Some(a), Some(b), Some(c)) = (parse(numbers[0]), parse(numbers[1]), parse(numbers[2]))
+        else {
+            return false;
+        };
+        if numbers[0].len() == 4 {
+            real_date(a, b, c)
+        } else {
+            real_date(c, b, a) || real_date(c, a, b)
+        }
+    }
+
+    fn ipv4_reference(octets: &str) -> bool {
+        let octets: Vec<&str> = octets.split('.').collect();
+        octets.len() == 4
+            && octets.iter().all(|o| {
+                !o.is_empty()
+                    && o.len() <= 3
+                    && o.bytes().all(|b| b.is_ascii_digit())
+                    && (o.len() == 1 || !o.starts_with('0'))
+                    && o.parse::<u16>().is_ok_and(|v| v <= 255)
+            })
+    }
+
+    #[test]
+    fn dates_and_ipv4_match_the_str_formulation() {
+        let mut rng = crate::datasets::Rng::for_block(0xda7e, 0);
+        let pieces = [
+            "0",
+            "1",
+            "2",
+            "3",
+            "9",
+            "12",
+            "31",
+            "2024",
+            "1999",
+            "4294967296",
+            "-",
+            "/",
+            ".",
+            " ",
+            ",",
+            "Mar",
+            "march",
+            "JAN",
+            "Sept.",
+            "may,",
+            "ma",
+            "é",
+            "x",
+            "255",
+            "256",
+            "01",
+        ];
+        for _ in 0..60_000 {
+            let count = rng.range(1, 8);
+            let text: String = (0..count).map(|_| rng.pick(&pieces)).collect();
+            assert_eq!(date_valid(&text), date_reference(&text), "{text:?}");
+            assert_eq!(
+                ipv4_valid(&text, 0, text.len()),
+                ipv4_reference(&text),
+                "{text:?}"
+            );
+        }
+        for date in ["2024-03-15", "15/03/2024", "3 March 2024", "Mar. 3rd, 2024"] {
+            assert!(date_valid(date) && date_reference(date), "{date}");
+        }
+        assert!(ipv4_valid("10.0.0.255", 0, 10) && ipv4_reference("10.0.0.255"));
     }
 
     #[test]
