@@ -167,6 +167,8 @@ pub(crate) struct FinderScratch {
     memo: Vec<Option<(usize, Option<Candidate>)>>,
     /// Bytes the dense walks of this text may still cover.
     walk_budget: usize,
+    /// The vector filter's verdicts over this text (see [`StartFilter::scan`]).
+    passed: Vec<u32>,
 }
 
 impl CandidateFinder {
@@ -236,7 +238,8 @@ impl CandidateFinder {
                 }
             }
         }
-        let start_filter = StartFilter::new(&start_of, &pair_alive);
+        let needles: Vec<u8> = inner.iter().map(|p| p.required).collect();
+        let start_filter = StartFilter::new(&start_of, &pair_alive, &needles);
         Some(Self {
             dense,
             dense_patterns,
@@ -262,12 +265,23 @@ impl CandidateFinder {
             caches: self.inner.iter().map(|p| p.regex.create_cache()).collect(),
             memo: vec![None; self.inner.len() + 1],
             walk_budget: 0,
+            passed: Vec::new(),
         }
     }
 
     /// Start on a new text.
     pub(crate) fn reset(&self, text: &str, scratch: &mut FinderScratch) {
         scratch.memo.iter_mut().for_each(|m| *m = None);
+        if let Some(filter) = &self.start_filter {
+            let present = filter.scan(text.as_bytes(), &mut scratch.passed);
+            // Most texts hold none of the inner patterns' bytes (no ':' or '=', no '@' in two
+            // notes of three): their streams are settled here, with no search.
+            for (k, memo) in scratch.memo[1..].iter_mut().enumerate() {
+                if present & (1 << k) == 0 {
+                    *memo = Some((0, None));
+                }
+            }
+        }
         scratch.walk_budget = text
             .len()
             .saturating_mul(WALK_BUDGET_PER_BYTE)
@@ -288,7 +302,7 @@ impl CandidateFinder {
                 Some((from, found)) if from <= at && found.is_none_or(|c| c.start >= at) => found,
                 _ => {
                     let found = if stream == 0 {
-                        self.next_dense(text, at, &mut scratch.walk_budget)?
+                        self.next_dense(text, at, &scratch.passed, &mut scratch.walk_budget)?
                     } else {
                         self.next_inner(text, at, stream - 1, &mut scratch.caches[stream - 1])
                     };
@@ -309,37 +323,43 @@ impl CandidateFinder {
         &self,
         text: &str,
         at: usize,
+        passed: &[u32],
         budget: &mut usize,
     ) -> Result<Option<Candidate>, OverBudget> {
         let bytes = text.as_bytes();
         if at >= bytes.len() {
             return Ok(None);
         }
-        let Some(filter) = &self.start_filter else {
+        if self.start_filter.is_none() {
             return self.next_dense_one_by_one(bytes, at, budget);
-        };
+        }
         // `at` (whose look-behind may be the start of the text) and the last position (no
-        // second byte) are tested alone; those between, 32 at a time.
+        // second byte) are tested alone; those between, where the vector filter passed them.
         if let Some(start) = self.may_start(bytes, at) {
             if let Some(found) = self.walk_from(bytes, at, start, budget)? {
                 return Ok(Some(found));
             }
         }
-        let last = bytes.len() - 1;
-        let mut block = at + 1;
-        while block < last {
-            let mut passed = filter.block(bytes, block);
-            while passed != 0 {
-                let position = block + passed.trailing_zeros() as usize;
-                passed &= passed - 1;
+        // Word `w` of `passed` holds positions `1 + 32 w ..`: start from position `at + 1`.
+        let mut word = at / 32;
+        let mut bits = passed.get(word).map_or(0, |w| w & (u32::MAX << (at % 32)));
+        loop {
+            while bits != 0 {
+                let position = 1 + 32 * word + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
                 if let Some(start) = self.may_start(bytes, position) {
                     if let Some(found) = self.walk_from(bytes, position, start, budget)? {
                         return Ok(Some(found));
                     }
                 }
             }
-            block += 32;
+            word += 1;
+            match passed.get(word) {
+                Some(&next) => bits = next,
+                None => break,
+            }
         }
+        let last = bytes.len() - 1;
         if at < last {
             if let Some(start) = self.may_start(bytes, last) {
                 return self.walk_from(bytes, last, start, budget);

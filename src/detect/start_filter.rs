@@ -42,16 +42,30 @@ pub(super) struct StartFilter {
     /// Buckets of the class that holds the bytes from 0x80 on, and of the other one.
     wide_class_buckets: u8,
     ascii_class_buckets: u8,
+    /// Bytes whose presence in a text the same pass reports (unused slots repeat the first).
+    needles: [u8; MAX_NEEDLES],
 }
+
+/// Bytes read per 32 positions: the byte before each, each, and the one after the last.
+const WINDOW: usize = 34;
+/// Most bytes [`StartFilter::scan`] reports the presence of.
+pub(super) const MAX_NEEDLES: usize = 3;
 
 impl StartFilter {
     /// A filter for a DFA whose start state after byte `b` is number `start_of[b]` and where
     /// `pair_alive[first << 8 | second]` has bit `s` when a match can start at `first, second`
     /// under start state `s`. `None` where the filter cannot serve (see the module notes).
-    pub(super) fn new(start_of: &[u8; 256], pair_alive: &[u8; 1 << 16]) -> Option<Self> {
-        if !avx2_available() {
+    /// `needles` (at most [`MAX_NEEDLES`]): bytes whose presence [`StartFilter::scan`] reports.
+    pub(super) fn new(
+        start_of: &[u8; 256],
+        pair_alive: &[u8; 1 << 16],
+        needles: &[u8],
+    ) -> Option<Self> {
+        if !avx2_available() || needles.len() > MAX_NEEDLES {
             return None;
         }
+        let mut needle_slots = [needles.first().copied().unwrap_or(0); MAX_NEEDLES];
+        needle_slots[..needles.len()].copy_from_slice(needles);
         let wide = start_of[0x80];
         if start_of[0x80..].iter().any(|&s| s != wide) || start_of.iter().any(|&s| s > 1) {
             return None;
@@ -67,6 +81,7 @@ impl StartFilter {
             ascii_class_bitmap: [0; 16],
             wide_class_buckets: 0x0f,
             ascii_class_buckets: 0xf0,
+            needles: needle_slots,
         };
         for byte in 0..0x80u8 {
             if start_of[usize::from(byte)] == ascii {
@@ -145,76 +160,102 @@ impl StartFilter {
         self.pair_buckets(first, second) & self.class_buckets(behind) != 0
     }
 
-    /// Bit `i` set: position `at + i` may start a match (`i < 32`). Positions from the last
-    /// byte of `bytes` on (which have no second byte) are never set. Needs `at >= 1`.
-    pub(super) fn block(&self, bytes: &[u8], at: usize) -> u32 {
-        assert!(
-            at >= 1,
-            "the first position's look-behind may be the start of the text"
-        );
-        let window = &bytes[at - 1..];
-        if window.len() >= 34 {
-            // SAFETY: the filter exists only where AVX2 is available, and the window holds the
-            // 34 bytes read (32 look-behind bytes, the first one before `at`, then 2 more).
-            return unsafe { self.block_avx2(window.as_ptr()) };
+    /// One pass over a text. `passed` is filled with, per 32 positions from position 1, those
+    /// that may start a match: bit `i` of word `w` for position `1 + 32 w + i` (positions
+    /// without a second byte are never set). The result has bit `k` set when `needles[k]`
+    /// occurs in the text.
+    pub(super) fn scan(&self, bytes: &[u8], passed: &mut Vec<u32>) -> u8 {
+        passed.clear();
+        passed.resize(bytes.len().div_ceil(32), 0);
+        if bytes.len() >= WINDOW {
+            // SAFETY: the filter exists only where AVX2 is available; the slice is long enough.
+            return unsafe { self.scan_avx2(bytes, bytes.len(), passed) };
         }
-        let mut padded = [0u8; 34];
-        padded[..window.len()].copy_from_slice(window);
-        // Positions with a second byte: `window.len() - 2` of them (if any).
-        let valid = window.len().saturating_sub(2);
-        // SAFETY: as above, over the padded copy.
-        let mask = unsafe { self.block_avx2(padded.as_ptr()) };
-        mask & ((1u64 << valid) - 1) as u32
+        // A short text is copied into a full window, padded with a byte that is no needle.
+        let pad = (1..=u8::MAX)
+            .find(|b| !self.needles.contains(b))
+            .unwrap_or_default();
+        let mut padded = [pad; WINDOW];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        // SAFETY: as above.
+        unsafe { self.scan_avx2(&padded, bytes.len(), passed) }
     }
 
+    /// [`StartFilter::scan`] over the first `len` bytes of `bytes` (at least [`WINDOW`] long;
+    /// bytes past `len` are padding that holds no needle).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn block_avx2(&self, window: *const u8) -> u32 {
+    unsafe fn scan_avx2(&self, bytes: &[u8], len: usize, passed: &mut [u32]) -> u8 {
         use std::arch::x86_64::*;
+        debug_assert!(bytes.len() >= WINDOW && len <= bytes.len());
         let table = |t: &[u8; 16]| {
             // SAFETY: `t` is 16 readable bytes.
             _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(t.as_ptr().cast()) })
         };
-        // SAFETY: the caller guarantees 34 readable bytes from `window`.
-        let (behind, first, second) = unsafe {
-            (
-                _mm256_loadu_si256(window.cast()),
-                _mm256_loadu_si256(window.add(1).cast()),
-                _mm256_loadu_si256(window.add(2).cast()),
-            )
-        };
+        let (first_lo, first_hi) = (table(&self.first_lo), table(&self.first_hi));
+        let (second_lo, second_hi) = (table(&self.second_lo), table(&self.second_hi));
+        let class_bitmap = table(&self.ascii_class_bitmap);
+        // Bit `hi` of a bitmap row, for `hi < 8` (a byte from 0x80 on gets 0: the wide class).
+        let bit_of_hi = table(&[1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let ascii_buckets = _mm256_set1_epi8(self.ascii_class_buckets as i8);
+        let wide_buckets = _mm256_set1_epi8(self.wide_class_buckets as i8);
+        let needles = self.needles.map(|n| _mm256_set1_epi8(n as i8));
         let nibble = _mm256_set1_epi8(0x0f);
+        let zero = _mm256_setzero_si256();
         let lo = |v: __m256i| _mm256_and_si256(v, nibble);
         let hi = |v: __m256i| _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble);
-        let buckets = _mm256_and_si256(
-            _mm256_and_si256(
-                _mm256_shuffle_epi8(table(&self.first_lo), lo(first)),
-                _mm256_shuffle_epi8(table(&self.first_hi), hi(first)),
-            ),
-            _mm256_and_si256(
-                _mm256_shuffle_epi8(table(&self.second_lo), lo(second)),
-                _mm256_shuffle_epi8(table(&self.second_hi), hi(second)),
-            ),
-        );
-        // Bit `hi` of the bitmap row, for `hi < 8` (a byte from 0x80 on gets 0: wide class).
-        let bit_of_hi = table(&[1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0]);
-        let in_ascii_class = _mm256_and_si256(
-            _mm256_shuffle_epi8(table(&self.ascii_class_bitmap), lo(behind)),
-            _mm256_shuffle_epi8(bit_of_hi, hi(behind)),
-        );
-        let zero = _mm256_setzero_si256();
-        let wide_class = _mm256_cmpeq_epi8(in_ascii_class, zero);
-        let class_buckets = _mm256_blendv_epi8(
-            _mm256_set1_epi8(self.ascii_class_buckets as i8),
-            _mm256_set1_epi8(self.wide_class_buckets as i8),
-            wide_class,
-        );
-        let dropped = _mm256_cmpeq_epi8(_mm256_and_si256(buckets, class_buckets), zero);
-        !(_mm256_movemask_epi8(dropped) as u32)
+        let mut seen = [zero; MAX_NEEDLES];
+        debug_assert_eq!(passed.len(), len.div_ceil(32));
+        for (word, slot) in passed.iter_mut().enumerate() {
+            let at = 32 * word;
+            // The last window overlaps the one before rather than reading past the end.
+            let base = at.min(bytes.len() - WINDOW);
+            // SAFETY: `base + WINDOW <= bytes.len()`.
+            let (behind, first, second) = unsafe {
+                let window = bytes.as_ptr().add(base);
+                (
+                    _mm256_loadu_si256(window.cast()),
+                    _mm256_loadu_si256(window.add(1).cast()),
+                    _mm256_loadu_si256(window.add(2).cast()),
+                )
+            };
+            let buckets = _mm256_and_si256(
+                _mm256_and_si256(
+                    _mm256_shuffle_epi8(first_lo, lo(first)),
+                    _mm256_shuffle_epi8(first_hi, hi(first)),
+                ),
+                _mm256_and_si256(
+                    _mm256_shuffle_epi8(second_lo, lo(second)),
+                    _mm256_shuffle_epi8(second_hi, hi(second)),
+                ),
+            );
+            let in_ascii_class = _mm256_and_si256(
+                _mm256_shuffle_epi8(class_bitmap, lo(behind)),
+                _mm256_shuffle_epi8(bit_of_hi, hi(behind)),
+            );
+            let wide_class = _mm256_cmpeq_epi8(in_ascii_class, zero);
+            let class_buckets = _mm256_blendv_epi8(ascii_buckets, wide_buckets, wide_class);
+            let dropped = _mm256_cmpeq_epi8(_mm256_and_si256(buckets, class_buckets), zero);
+            let starts = !(_mm256_movemask_epi8(dropped) as u32);
+            // Bit `i` is position `base + 1 + i`; the word starts at `at + 1`.
+            let starts = starts.checked_shr((at - base) as u32).unwrap_or(0);
+            // Positions with a second byte within `len`.
+            let valid = len.saturating_sub(at + 2).min(32);
+            *slot = starts & ((1u64 << valid) - 1) as u32;
+            // Needles over each window's bytes 2..34: with bytes 0 and 1 (below), every byte.
+            for (seen, needle) in seen.iter_mut().zip(needles) {
+                *seen = _mm256_or_si256(*seen, _mm256_cmpeq_epi8(second, needle));
+            }
+        }
+        let head = &bytes[..len.min(2)];
+        (0..MAX_NEEDLES).fold(0, |bits, k| {
+            let found = _mm256_movemask_epi8(seen[k]) != 0 || head.contains(&self.needles[k]);
+            bits | u8::from(found) << k
+        })
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn block_avx2(&self, _window: *const u8) -> u32 {
+    unsafe fn scan_avx2(&self, _bytes: &[u8], _len: usize, _passed: &mut [u32]) -> u8 {
         unreachable!("the filter is built only where AVX2 is available")
     }
 }
@@ -252,14 +293,15 @@ mod tests {
     }
 
     #[test]
-    fn vector_blocks_agree_with_the_scalar_verdict_and_cover_the_exact_test() {
+    fn vector_scan_agrees_with_the_scalar_verdict_and_covers_the_exact_test() {
         let (start_of, pair) = toy();
-        let Some(filter) = StartFilter::new(&start_of, &pair) else {
+        let Some(filter) = StartFilter::new(&start_of, &pair, b"@:") else {
             return; // no AVX2 here: the search tests every position
         };
-        let alphabet = b"0123456789 ke_x.\xc3\xa9\n";
+        let alphabet = b"0123456789 ke_x.\xc3\xa9\n@:";
         let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for len in 2..120 {
+        let mut passed = Vec::new();
+        for len in 0..150usize {
             let bytes: Vec<u8> = (0..len)
                 .map(|_| {
                     seed ^= seed << 13;
@@ -268,12 +310,14 @@ mod tests {
                     alphabet[(seed % alphabet.len() as u64) as usize]
                 })
                 .collect();
-            let mut at = 1;
-            while at < len {
-                let mask = filter.block(&bytes, at);
+            let present = filter.scan(&bytes, &mut passed);
+            assert_eq!(present & 1 != 0, bytes.contains(&b'@'), "{bytes:?}");
+            assert_eq!(present & 2 != 0, bytes.contains(&b':'), "{bytes:?}");
+            assert_eq!(passed.len(), len.div_ceil(32), "{bytes:?}");
+            for (w, word) in passed.iter().enumerate() {
                 for i in 0..32 {
-                    let pos = at + i;
-                    let set = mask & (1 << i) != 0;
+                    let pos = 1 + 32 * w + i;
+                    let set = word & (1 << i) != 0;
                     if pos + 1 >= len {
                         assert!(!set, "no second byte at {pos}");
                         continue;
@@ -288,7 +332,6 @@ mod tests {
                         & (1 << start_of[usize::from(behind)]);
                     assert!(set || exact == 0, "dropped a start: {bytes:?} at {pos}");
                 }
-                at += 32;
             }
         }
     }
@@ -296,23 +339,24 @@ mod tests {
     #[test]
     fn filter_is_selective() {
         let (start_of, pair) = toy();
-        let Some(filter) = StartFilter::new(&start_of, &pair) else {
+        let Some(filter) = StartFilter::new(&start_of, &pair, b"@") else {
             return;
         };
         // Digits inside a word and letters other than "ke" never pass.
         let text = b"ab12 x9y hello there 42 token";
-        let mask = filter.block(text, 1);
-        let passed: Vec<usize> = (0..32)
-            .filter(|i| mask & (1 << i) != 0)
+        let mut passed = Vec::new();
+        assert_eq!(filter.scan(text, &mut passed), 0, "no '@'");
+        let positions: Vec<usize> = (0..32)
+            .filter(|i| passed[0] & (1 << i) != 0)
             .map(|i| i + 1)
             .collect();
-        assert_eq!(passed, [21, 26]);
+        assert_eq!(positions, [21, 26]);
     }
 
     #[test]
     fn more_than_two_look_behind_classes_build_no_filter() {
         let (mut start_of, pair) = toy();
         start_of[usize::from(b'\n')] = 2;
-        assert!(StartFilter::new(&start_of, &pair).is_none());
+        assert!(StartFilter::new(&start_of, &pair, b"@").is_none());
     }
 }
