@@ -290,6 +290,7 @@ impl CandidateFinder {
 
     /// The leftmost-first candidate starting at or after `at` (same text since the last
     /// [`CandidateFinder::reset`], `at` never moving backwards).
+    #[inline(always)]
     pub(crate) fn next(
         &self,
         text: &str,
