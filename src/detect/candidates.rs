@@ -9,7 +9,9 @@
 //!   word start) go into one fully compiled, anchored dense DFA. A 64 KiB table gives, per byte
 //!   pair, the look-behind start states under which a match can start there; every other
 //!   position is skipped with one lookup, and an anchored walk at the remaining ones gives the
-//!   match end directly, with no reverse pass.
+//!   match end directly, with no reverse pass. Where the CPU has AVX2, a vector pass over the
+//!   text (`start_filter.rs`) first rules out most positions 32 at a time, so only its
+//!   survivors get the lookup.
 //! - Patterns that can start almost anywhere but hold a rare inner byte (EMAIL's `@`, IPV6's
 //!   `:`, the SAS token's `=`) keep a `meta::Regex` each, run only where that byte occurs.
 //!   EMAIL, a run of one character class then a suffix from its `@`, is not searched with its
