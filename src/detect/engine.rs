@@ -529,10 +529,15 @@ impl WindowMasks {
     fn of(window: &[u8]) -> Self {
         #[cfg(target_arch = "x86_64")]
         {
+            // Full windows are read in place; only the last, short one is copied and padded.
+            let full: Option<&[u8; 64]> = window.try_into().ok();
             let mut padded = [0u8; 64];
-            padded[..window.len()].copy_from_slice(window);
+            let window = full.unwrap_or_else(|| {
+                padded[..window.len()].copy_from_slice(window);
+                &padded
+            });
             // SAFETY: SSE2 is part of x86-64: every CPU this code runs on has it.
-            unsafe { Self::of_sse2(&padded) }
+            unsafe { Self::of_sse2(window) }
         }
         #[cfg(not(target_arch = "x86_64"))]
         Self::of_bytes(window)
