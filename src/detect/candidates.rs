@@ -374,15 +374,20 @@ impl CandidateFinder {
     /// The exact test: the look-behind start state (index into `starts`) under which a dense
     /// match can start at `at`, if any.
     fn may_start(&self, bytes: &[u8], at: usize) -> Option<u8> {
-        let start = match at.checked_sub(1) {
-            None => self.start_of_text,
-            Some(before) => self.start_of[usize::from(bytes[before])],
-        };
+        let start = self.start_at(bytes, at);
         let alive = match bytes.get(at + 1) {
             Some(&second) => self.pair_alive[usize::from(bytes[at]) << 8 | usize::from(second)],
             None => self.single_alive[usize::from(bytes[at])],
         };
         (alive & (1 << start) != 0).then_some(start)
+    }
+
+    /// The look-behind start state (index into `starts`) at `at`.
+    fn start_at(&self, bytes: &[u8], at: usize) -> u8 {
+        match at.checked_sub(1) {
+            None => self.start_of_text,
+            Some(before) => self.start_of[usize::from(bytes[before])],
+        }
     }
 
     /// [`CandidateFinder::next_dense`] without the vector filter: every position tested.
@@ -392,10 +397,7 @@ impl CandidateFinder {
         at: usize,
         budget: &mut usize,
     ) -> Result<Option<Candidate>, OverBudget> {
-        let mut start = match at.checked_sub(1) {
-            None => self.start_of_text,
-            Some(before) => self.start_of[usize::from(bytes[before])],
-        };
+        let mut start = self.start_at(bytes, at);
         let mut start_bit = 1u8 << start;
         let rest = &bytes[at..];
         let mut offset = 0;
