@@ -411,7 +411,8 @@ impl Detector {
     }
 
     /// A more specific recognizer matching exactly where a generic one's value starts: its
-    /// finding goes to `out`, its end is returned.
+    /// finding goes to `out`, its end is returned. (Out of line: it calls `confirm_into`,
+    /// which is inlined everywhere, and runs only for deferring recognizers.)
     #[inline(never)]
     fn specific_into(
         &self,
@@ -435,6 +436,7 @@ impl Detector {
 
     /// After `pattern`'s candidate at `start` was rejected: the first lower-priority pattern
     /// that matches at `start` and validates (its finding goes to `out`, its end is returned).
+    /// Out of line: it runs only after a rejection, and keeps the scan loop small.
     #[inline(never)]
     fn alternate_into(
         &self,
