@@ -256,6 +256,25 @@ impl CandidateFinder {
         })
     }
 
+    /// The positions of `text` the vector filter passes and those the exact test passes (both
+    /// from position 1, with a second byte); `None` without the filter.
+    #[cfg(test)]
+    pub(crate) fn filter_and_exact_starts(&self, text: &str) -> Option<(Vec<usize>, Vec<usize>)> {
+        let filter = self.start_filter.as_ref()?;
+        let bytes = text.as_bytes();
+        let mut passed = Vec::new();
+        filter.scan(bytes, &mut passed);
+        let positions = 1..bytes.len().saturating_sub(1);
+        let by_filter = positions
+            .clone()
+            .filter(|&at| passed[(at - 1) / 32] & (1 << ((at - 1) % 32)) != 0)
+            .collect();
+        let exact = positions
+            .filter(|&at| self.may_start(bytes, at).is_some())
+            .collect();
+        Some((by_filter, exact))
+    }
+
     /// Test every position one by one, as where the CPU has no AVX2.
     #[cfg(test)]
     pub(crate) fn drop_start_filter(&mut self) {

@@ -832,6 +832,34 @@ mod tests {
     }
 
     #[test]
+    fn vector_filter_passes_few_word_starts_of_prose() {
+        if !std::is_x86_feature_detected!("avx2") {
+            return; // no filter: every position is tested exactly
+        }
+        let detector = Detector::builtin().unwrap();
+        let finder = detector.candidates.as_ref().expect("split search");
+        let prose = "No issues reported during the visit; vitals normal and next check in a few \
+            weeks. The patient asked about the follow-up schedule and was told to call the front \
+            desk, who will send a reminder by post. Refund processed after review of the account \
+            history; customer satisfied with the outcome and closed the case.";
+        let (passed, exact) = finder
+            .filter_and_exact_starts(prose)
+            .expect("built-ins get the vector filter where the CPU has AVX2");
+        assert!(
+            exact.iter().all(|at| passed.contains(at)),
+            "{passed:?} {exact:?}"
+        );
+        // With one bucket for all lower case first letters, 72 positions passed here (more
+        // than one per word); with the letters grouped by their second letters, 41.
+        let word_starts = prose.split_whitespace().count();
+        assert!(
+            passed.len() < word_starts,
+            "{} of {word_starts} positions passed",
+            passed.len()
+        );
+    }
+
+    #[test]
     fn split_candidate_search_equals_the_combined_search() {
         // With the vector position filter (where the CPU has it) and without.
         for vector_filter in [true, false] {
