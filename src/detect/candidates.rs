@@ -241,7 +241,22 @@ impl CandidateFinder {
             }
         }
         let needles: Vec<u8> = inner.iter().map(|p| p.required).collect();
-        let start_filter = StartFilter::new(&start_of, &pair_alive, &needles);
+        // The third bytes after which the DFA still lives, or any byte where it has matched.
+        let thirds = |start: u8, first: u8, second: u8| {
+            let after_first = dense.next_state(starts[usize::from(start)], first);
+            let after_second = dense.next_state(after_first, second);
+            if dense.is_match_state(after_first) || dense.is_match_state(after_second) {
+                return [u64::MAX; 4];
+            }
+            let mut set = [0u64; 4];
+            for third in 0..=255u8 {
+                if !dense.is_dead_state(dense.next_state(after_second, third)) {
+                    set[usize::from(third >> 6)] |= 1 << (third & 63);
+                }
+            }
+            set
+        };
+        let start_filter = StartFilter::new(&start_of, &pair_alive, thirds, &needles);
         Some(Self {
             dense,
             dense_patterns,
@@ -256,8 +271,9 @@ impl CandidateFinder {
         })
     }
 
-    /// The positions of `text` the vector filter passes and those the exact test passes (both
-    /// from position 1, with a second byte); `None` without the filter.
+    /// The positions of `text` the vector filter passes and those where a dense match can start
+    /// as far as three bytes tell (both from position 1, with a second byte); `None` without
+    /// the filter.
     #[cfg(test)]
     pub(crate) fn filter_and_exact_starts(&self, text: &str) -> Option<(Vec<usize>, Vec<usize>)> {
         let filter = self.start_filter.as_ref()?;
@@ -269,8 +285,19 @@ impl CandidateFinder {
             .clone()
             .filter(|&at| passed[(at - 1) / 32] & (1 << ((at - 1) % 32)) != 0)
             .collect();
+        // Exact: the DFA lives (or has matched) after the next three bytes.
         let exact = positions
-            .filter(|&at| self.may_start(bytes, at).is_some())
+            .filter(|&at| {
+                let Some(start) = self.may_start(bytes, at) else {
+                    return false;
+                };
+                let (mut state, mut matched) = (self.starts[usize::from(start)], false);
+                for &byte in bytes[at..].iter().take(3) {
+                    matched |= self.dense.is_match_state(state);
+                    state = self.dense.next_state(state, byte);
+                }
+                matched || !self.dense.is_dead_state(state)
+            })
             .collect();
         Some((by_filter, exact))
     }

@@ -850,7 +850,8 @@ mod tests {
             "{passed:?} {exact:?}"
         );
         // With one bucket for all lower case first letters, 72 positions passed here (more
-        // than one per word); with the letters grouped by their second letters, 41.
+        // than one per word); with the letters grouped by their second letters, 41; with the
+        // third byte as well, 14.
         let word_starts = prose.split_whitespace().count();
         assert!(
             passed.len() < word_starts,

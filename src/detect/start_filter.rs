@@ -4,13 +4,15 @@
 //! there, under the look-behind class of the byte before. Most positions of text fail that test,
 //! and testing them one by one was the largest single cost of detection on PII-dense text. This
 //! filter rules most of them out 32 at a time, in the manner of the Teddy literal searcher:
-//! nibble lookups (`pshufb`) of the first and second byte give the buckets a pair can be in, and
-//! an exact bitmap lookup of the byte before gives its look-behind class, which selects the
-//! class's buckets. A bucket is a product of nibble sets, so it over-approximates: every position
-//! the filter passes is still tested exactly, and the filter never drops a position the exact
-//! test passes. That holds by construction and is checked over every byte triple when the filter
-//! is built; the filter is not built when the check fails, when the DFA has more than two
-//! look-behind classes, or when the CPU has no AVX2 (the search then tests every position).
+//! nibble lookups (`pshufb`) of the first, second and third byte give the buckets a position can
+//! be in, and an exact bitmap lookup of the byte before gives its look-behind class, which
+//! selects the class's buckets. A bucket is a product of nibble sets, so it over-approximates:
+//! every position the filter passes is still tested exactly, and the filter never drops a
+//! position where the DFA, started there, still lives after three bytes (or has matched, or the
+//! text ends first). That holds by construction and is checked over every live pair and each
+//! third byte when the filter is built; the filter is not built when the check fails, when the
+//! DFA has more than two look-behind classes, or when the CPU has no AVX2 (the search then
+//! tests every position).
 //!
 //! Buckets: eight. Digits and the other non-letters get one per look-behind class and kind
 //! (three are used by the built-ins). Letters share the rest: with one bucket per class for all
@@ -19,9 +21,12 @@
 //! blur into one set). Each letter's row of live second bytes (per class) starts as a group of
 //! its own; the groups are merged greedily, the pair whose merge adds the fewest weighted false
 //! passes first (frequent English letter pairs weigh most), and single rows are then moved
-//! between groups while that lowers the total. On a paragraph of English prose (a test) this
-//! passes 41 positions where the kind buckets passed 72 (the exact test keeps 15). Two 8-bit
-//! planes (16 buckets) passed fewer still, but cost as much in the pass as they saved.
+//! between groups while that lowers the total. Two 8-bit planes (16 buckets) passed fewer
+//! still, but cost as much in the pass as they saved. The third byte then drops most live
+//! keyword pairs that are only word starts ("no" is alive for "nov", "to" for "token", "se"
+//! for "secret"), each of which cost a walk. On a paragraph of English prose (a test) the
+//! kind buckets passed 72 positions, the letter groups 41 (15 of them live pairs), and with
+//! the third byte 14 (1 alive after three bytes).
 
 /// The look-behind classes the filter tells apart, and so the most it supports.
 const CLASSES: usize = 2;
@@ -40,6 +45,8 @@ pub(super) struct StartFilter {
     first_hi: [u8; 16],
     second_lo: [u8; 16],
     second_hi: [u8; 16],
+    third_lo: [u8; 16],
+    third_hi: [u8; 16],
     /// Bit `hi` of `[lo]`: the ASCII byte `hi << 4 | lo` is in the look-behind class `ascii`
     /// (the one that holds no byte from 0x80 on).
     ascii_class_bitmap: [u8; 16],
@@ -51,8 +58,8 @@ pub(super) struct StartFilter {
     needles: [u8; MAX_NEEDLES],
 }
 
-/// Bytes read per 32 positions: the byte before each, each, and the one after the last.
-const WINDOW: usize = 34;
+/// Bytes read per 32 positions: the byte before each, each, and the two after the last.
+const WINDOW: usize = 35;
 /// Most bytes [`StartFilter::scan`] reports the presence of.
 pub(super) const MAX_NEEDLES: usize = 3;
 
@@ -83,12 +90,13 @@ impl NibbleSets {
 }
 
 /// A bucket while letters are grouped: the look-behind slots it serves and the nibble sets of
-/// the first and second bytes it passes.
+/// the first, second and third bytes it passes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Group {
     slots: u8,
     first: NibbleSets,
     second: NibbleSets,
+    third: NibbleSets,
 }
 
 impl Group {
@@ -97,6 +105,7 @@ impl Group {
             slots: self.slots | other.slots,
             first: self.first.union(other.first),
             second: self.second.union(other.second),
+            third: self.third.union(other.third),
         }
     }
 
@@ -255,6 +264,7 @@ impl StartFilter {
     pub(super) fn new(
         start_of: &[u8; 256],
         pair_alive: &[u8; 1 << 16],
+        thirds: impl Fn(u8, u8, u8) -> [u64; 4],
         needles: &[u8],
     ) -> Option<Self> {
         if !avx2_available() || needles.len() > MAX_NEEDLES {
@@ -275,22 +285,27 @@ impl StartFilter {
         };
         // Non-letters: one bucket per slot and kind. Letters: one group per slot and first
         // letter, merged down to the buckets left.
-        let mut fixed = [Group {
+        let empty = Group {
             slots: 0,
             first: NibbleSets::default(),
             second: NibbleSets::default(),
-        }; CLASSES * NON_LETTER_KINDS];
+            third: NibbleSets::default(),
+        };
+        let mut fixed = [empty; CLASSES * NON_LETTER_KINDS];
         let mut letters = Vec::new();
         for slot in 0..CLASSES {
             for first in 0..=255u8 {
                 let mut group = Group {
                     slots: 1 << slot,
-                    first: NibbleSets::default(),
-                    second: NibbleSets::default(),
+                    ..empty
                 };
                 group.first.add(first);
                 for second in (0..=255u8).filter(|&second| alive(slot, first, second)) {
                     group.second.add(second);
+                    let thirds = thirds(start_of_slot(slot), first, second);
+                    for third in (0..=255u8).filter(|&t| in_set(&thirds, t)) {
+                        group.third.add(third);
+                    }
                 }
                 if group.second == NibbleSets::default() {
                     continue;
@@ -314,6 +329,8 @@ impl StartFilter {
             first_hi: [0; 16],
             second_lo: [0; 16],
             second_hi: [0; 16],
+            third_lo: [0; 16],
+            third_hi: [0; 16],
             ascii_class_bitmap: [0; 16],
             wide_class_buckets: 0,
             ascii_class_buckets: 0,
@@ -337,6 +354,8 @@ impl StartFilter {
             fill(&mut filter.first_hi, bucket.first.hi);
             fill(&mut filter.second_lo, bucket.second.lo);
             fill(&mut filter.second_hi, bucket.second.hi);
+            fill(&mut filter.third_lo, bucket.third.lo);
+            fill(&mut filter.third_hi, bucket.third.hi);
             if bucket.slots & 1 != 0 {
                 filter.wide_class_buckets |= bit;
             }
@@ -345,7 +364,8 @@ impl StartFilter {
             }
         }
         // The filter must pass every position the exact test passes: each look-behind byte
-        // must select its class's buckets, and each live pair must be in one of them.
+        // must select its class's buckets, each live pair must be in one of them, and with each
+        // third byte after which the DFA still lives (or has matched), in one of those.
         for behind in 0..=255u8 {
             let expected = if start_of[usize::from(behind)] == wide {
                 filter.wide_class_buckets
@@ -363,7 +383,17 @@ impl StartFilter {
                     .into_iter()
                     .enumerate()
                 {
-                    if alive(slot, first, second) && pair & buckets == 0 {
+                    if !alive(slot, first, second) {
+                        continue;
+                    }
+                    if pair & buckets == 0 {
+                        return None;
+                    }
+                    let thirds = thirds(start_of_slot(slot), first, second);
+                    let missed = (0..=255u8).any(|third| {
+                        in_set(&thirds, third) && pair & buckets & filter.third_buckets(third) == 0
+                    });
+                    if missed {
                         return None;
                     }
                 }
@@ -381,6 +411,11 @@ impl StartFilter {
             & self.second_hi[hi(second)]
     }
 
+    /// The buckets a third byte `third` can be in, as the vector code computes them.
+    fn third_buckets(&self, third: u8) -> u8 {
+        self.third_lo[usize::from(third & 15)] & self.third_hi[usize::from(third >> 4)]
+    }
+
     /// The buckets of the look-behind class of `behind`, as the vector code computes them.
     fn class_buckets(&self, behind: u8) -> u8 {
         let row = self.ascii_class_bitmap[usize::from(behind & 15)];
@@ -391,10 +426,11 @@ impl StartFilter {
         }
     }
 
-    /// The filter's verdict for one position.
+    /// The filter's verdict for one position (`third`: `None` at the end of the text).
     #[cfg(test)]
-    fn passes(&self, behind: u8, first: u8, second: u8) -> bool {
-        self.pair_buckets(first, second) & self.class_buckets(behind) != 0
+    fn passes(&self, behind: u8, first: u8, second: u8, third: Option<u8>) -> bool {
+        let third_buckets = third.map_or(u8::MAX, |third| self.third_buckets(third));
+        self.pair_buckets(first, second) & self.class_buckets(behind) & third_buckets != 0
     }
 
     /// One pass over a text. `passed` is filled with, per 32 positions from position 1, those
@@ -406,7 +442,15 @@ impl StartFilter {
         passed.resize(bytes.len().div_ceil(32), 0);
         if bytes.len() >= WINDOW {
             // SAFETY: the filter exists only where AVX2 is available; the slice is long enough.
-            return unsafe { self.scan_avx2(bytes, bytes.len(), passed) };
+            let present = unsafe { self.scan_avx2(bytes, bytes.len(), passed) };
+            // The windows read three bytes past each position, so the last one stops a
+            // position short: the last position with a second byte gets the pair's verdict here.
+            let last = bytes.len() - 2;
+            let buckets = self.pair_buckets(bytes[last], bytes[last + 1]);
+            if buckets & self.class_buckets(bytes[last - 1]) != 0 {
+                passed[(last - 1) / 32] |= 1 << ((last - 1) % 32);
+            }
+            return present;
         }
         // A short text is copied into a full window, padded with a byte that is no needle.
         let pad = (1..=u8::MAX)
@@ -431,6 +475,7 @@ impl StartFilter {
         };
         let (first_lo, first_hi) = (table(&self.first_lo), table(&self.first_hi));
         let (second_lo, second_hi) = (table(&self.second_lo), table(&self.second_hi));
+        let (third_lo, third_hi) = (table(&self.third_lo), table(&self.third_hi));
         let class_bitmap = table(&self.ascii_class_bitmap);
         // Bit `hi` of a bitmap row, for `hi < 8` (a byte from 0x80 on gets 0: the wide class).
         let bit_of_hi = table(&[1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0]);
@@ -448,12 +493,13 @@ impl StartFilter {
             // The last window overlaps the one before rather than reading past the end.
             let base = at.min(bytes.len() - WINDOW);
             // SAFETY: `base + WINDOW <= bytes.len()`.
-            let (behind, first, second) = unsafe {
+            let (behind, first, second, third) = unsafe {
                 let window = bytes.as_ptr().add(base);
                 (
                     _mm256_loadu_si256(window.cast()),
                     _mm256_loadu_si256(window.add(1).cast()),
                     _mm256_loadu_si256(window.add(2).cast()),
+                    _mm256_loadu_si256(window.add(3).cast()),
                 )
             };
             let buckets = _mm256_and_si256(
@@ -472,19 +518,30 @@ impl StartFilter {
             );
             let wide_class = _mm256_cmpeq_epi8(in_ascii_class, zero);
             let class_buckets = _mm256_blendv_epi8(ascii_buckets, wide_buckets, wide_class);
-            let dropped = _mm256_cmpeq_epi8(_mm256_and_si256(buckets, class_buckets), zero);
-            let starts = !(_mm256_movemask_epi8(dropped) as u32);
-            // Bit `i` is position `base + 1 + i`; the word starts at `at + 1`.
+            let pair_kept = _mm256_and_si256(buckets, class_buckets);
+            let third_buckets = _mm256_and_si256(
+                _mm256_shuffle_epi8(third_lo, lo(third)),
+                _mm256_shuffle_epi8(third_hi, hi(third)),
+            );
+            let kept = _mm256_and_si256(pair_kept, third_buckets);
+            let pair_starts = !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(pair_kept, zero)) as u32);
+            let starts = !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(kept, zero)) as u32);
+            // Bit `i` is position `base + 1 + i`, its third byte `base + 3 + i`: where that is
+            // past the text, the pair alone decides.
+            let with_third = len.saturating_sub(base + 3).min(32);
+            let with_third = ((1u64 << with_third) - 1) as u32;
+            let starts = starts | pair_starts & !with_third;
+            // The word starts at `at + 1`.
             let starts = starts.checked_shr((at - base) as u32).unwrap_or(0);
             // Positions with a second byte within `len`.
             let valid = len.saturating_sub(at + 2).min(32);
             *slot = starts & ((1u64 << valid) - 1) as u32;
-            // Needles over each window's bytes 2..34: with bytes 0 and 1 (below), every byte.
+            // Needles over each window's bytes 3..35: with bytes 0 to 2 (below), every byte.
             for (seen, needle) in seen.iter_mut().zip(needles) {
-                *seen = _mm256_or_si256(*seen, _mm256_cmpeq_epi8(second, needle));
+                *seen = _mm256_or_si256(*seen, _mm256_cmpeq_epi8(third, needle));
             }
         }
-        let head = &bytes[..len.min(2)];
+        let head = &bytes[..len.min(3)];
         (0..MAX_NEEDLES).fold(0, |bits, k| {
             let found = _mm256_movemask_epi8(seen[k]) != 0 || head.contains(&self.needles[k]);
             bits | u8::from(found) << k
@@ -495,6 +552,11 @@ impl StartFilter {
     unsafe fn scan_avx2(&self, _bytes: &[u8], _len: usize, _passed: &mut [u32]) -> u8 {
         unreachable!("the filter is built only where AVX2 is available")
     }
+}
+
+/// Whether `byte` is in the 256-bit set `set`.
+fn in_set(set: &[u64; 4], byte: u8) -> bool {
+    set[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
 }
 
 fn avx2_available() -> bool {
@@ -512,7 +574,7 @@ fn avx2_available() -> bool {
 mod tests {
     use super::*;
 
-    /// A toy two-class table: matches start at a digit pair after a non-word byte, or at "ke"
+    /// A toy two-class table: matches start at a digit pair after a non-word byte, or at "key"
     /// anywhere.
     fn toy() -> ([u8; 256], Box<[u8; 1 << 16]>) {
         let mut start_of = [0u8; 256];
@@ -529,13 +591,24 @@ mod tests {
         (start_of, pair)
     }
 
+    /// The toy's third bytes: only `y` after "ke", anything after a digit pair.
+    fn toy_thirds(_start: u8, first: u8, second: u8) -> [u64; 4] {
+        if (first, second) == (b'k', b'e') {
+            let mut set = [0; 4];
+            set[usize::from(b'y' >> 6)] |= 1 << (b'y' & 63);
+            set
+        } else {
+            [u64::MAX; 4]
+        }
+    }
+
     #[test]
     fn vector_scan_agrees_with_the_scalar_verdict_and_covers_the_exact_test() {
         let (start_of, pair) = toy();
-        let Some(filter) = StartFilter::new(&start_of, &pair, b"@:") else {
+        let Some(filter) = StartFilter::new(&start_of, &pair, toy_thirds, b"@:") else {
             return; // no AVX2 here: the search tests every position
         };
-        let alphabet = b"0123456789 ke_x.\xc3\xa9\n@:";
+        let alphabet = b"0123456789 key_x.\xc3\xa9\n@:";
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut passed = Vec::new();
         for len in 0..150usize {
@@ -560,14 +633,17 @@ mod tests {
                         continue;
                     }
                     let (behind, first, second) = (bytes[pos - 1], bytes[pos], bytes[pos + 1]);
+                    let third = bytes.get(pos + 2).copied();
                     assert_eq!(
                         set,
-                        filter.passes(behind, first, second),
+                        filter.passes(behind, first, second, third),
                         "{bytes:?} at {pos}"
                     );
-                    let exact = pair[usize::from(first) << 8 | usize::from(second)]
-                        & (1 << start_of[usize::from(behind)]);
-                    assert!(set || exact == 0, "dropped a start: {bytes:?} at {pos}");
+                    let start = start_of[usize::from(behind)];
+                    let exact = pair[usize::from(first) << 8 | usize::from(second)] & (1 << start)
+                        != 0
+                        && third.is_none_or(|t| in_set(&toy_thirds(start, first, second), t));
+                    assert!(set || !exact, "dropped a start: {bytes:?} at {pos}");
                 }
             }
         }
@@ -576,24 +652,25 @@ mod tests {
     #[test]
     fn filter_is_selective() {
         let (start_of, pair) = toy();
-        let Some(filter) = StartFilter::new(&start_of, &pair, b"@") else {
+        let Some(filter) = StartFilter::new(&start_of, &pair, toy_thirds, b"@") else {
             return;
         };
-        // Digits inside a word and letters other than "ke" never pass.
-        let text = b"ab12 x9y hello there 42 token";
+        // Digits inside a word, letters other than "ke", and "ke" before anything but 'y'
+        // never pass.
+        let text = b"ab12 x9y hello 42 token turkey";
         let mut passed = Vec::new();
         assert_eq!(filter.scan(text, &mut passed), 0, "no '@'");
         let positions: Vec<usize> = (0..32)
             .filter(|i| passed[0] & (1 << i) != 0)
             .map(|i| i + 1)
             .collect();
-        assert_eq!(positions, [21, 26]);
+        assert_eq!(positions, [15, 27]);
     }
 
     #[test]
     fn more_than_two_look_behind_classes_build_no_filter() {
         let (mut start_of, pair) = toy();
         start_of[usize::from(b'\n')] = 2;
-        assert!(StartFilter::new(&start_of, &pair, b"@").is_none());
+        assert!(StartFilter::new(&start_of, &pair, toy_thirds, b"@").is_none());
     }
 }
