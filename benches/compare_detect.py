@@ -17,7 +17,7 @@ Prints, from one run on this machine:
     Best of three runs (Presidio: one). "threads" is what the implementation was allowed to use
     (MB/s per core = MB/s / threads); "CPU busy" is process CPU time / wall time as measured.
     Then ``redact_entities`` on one thread over columns with no PII at all: a sentence the
-    pre-filter skips, and one with numbers that are not PII.
+    pre-filter skips, one with numbers that are not PII, and a paragraph with one number.
   * Quality on ``labelled_notes(quality_rows, seed=42)``: precision / recall / F1 per entity.
     Exact: a finding is a true positive when (entity, start, end) equals a labelled span.
     Overlap: same entity and overlapping character ranges, each label matched at most once.
@@ -140,13 +140,17 @@ class SpeedTable:
 # Implementations under test
 
 
-# Sentences with nothing to find: one the pre-filter skips (no digit, '@', ':', '/' or '='), one
-# it cannot (numbers that are no PII), each repeated to a single-chunk column.
+# Text with nothing to find: a sentence the pre-filter skips (no digit, '@', ':', '/' or '='), one
+# it cannot (numbers that are no PII), and a paragraph of prose with one number, each repeated to
+# a single-chunk column.
 TEXT_WITHOUT_PII = {
     "no trigger byte": "No issues reported during the visit; vitals normal and next check in a"
     " few weeks, said the nurse.",
     "digits, no PII": "Follow-up visit scheduled, order #248453 shipped, version 2.1.23 of the"
     " app, room 12 at 3 pm.",
+    "prose, one number": "The patient asked about the follow-up schedule and was told to call"
+    " the front desk, who will send a reminder by post in 3 weeks. Refund processed after review"
+    " of the account history; customer satisfied with the outcome and closed the case.",
 }
 
 
