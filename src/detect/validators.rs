@@ -570,19 +570,42 @@ fn ipv6(text: &str, start: usize, end: usize) -> Option<Accepted> {
     })
 }
 
-const MONTHS: &[&str] = &[
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
+
+/// Whether `word` names the month `full` as the DATE pattern admits it: the three-letter
+/// abbreviation or the whole name (and "sept"), in any case; "Marchy" or "Septem" do not.
+fn names_month(word: &[u8], full: &str) -> bool {
+    let admitted =
+        word.len() == 3 || word.len() == full.len() || (full == "september" && word.len() == 4);
+    admitted
+        && full
+            .as_bytes()
+            .get(..word.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(word))
+}
 
 fn month_number(word: &[u8]) -> Option<u32> {
     let end = word
         .iter()
         .rposition(|b| !matches!(b, b'.' | b','))
         .map_or(0, |last| last + 1);
-    let prefix = word[..end].get(..3)?;
+    let word = &word[..end];
     MONTHS
         .iter()
-        .position(|m| prefix.eq_ignore_ascii_case(m.as_bytes()))
+        .position(|full| names_month(word, full))
         .map(|i| i as u32 + 1)
 }
 
@@ -1026,6 +1049,8 @@ mod tests {
             "2024-13-01",
             "2024-03/15",
             "15 Foo 2024",
+            "15 Marchy 2024",
+            "Septem 3, 2024",
             "1850-01-01",
         ] {
             assert!(!ok(Validator::Date, bad), "{bad}");
@@ -1114,10 +1139,16 @@ mod tests {
     fn date_reference(candidate: &str) -> bool {
         let month_number = |word: &str| {
             let lower = word.trim_end_matches(['.', ',']).to_ascii_lowercase();
-            let prefix = lower.get(..3)?;
             MONTHS
                 .iter()
-                .position(|m| *m == prefix)
+                .position(|full| {
+                    let forms = [
+                        &full[..3],
+                        full,
+                        if *full == "september" { "sept" } else { full },
+                    ];
+                    forms.contains(&lower.as_str())
+                })
                 .map(|i| i as u32 + 1)
         };
         let numbers: Vec<&str> = candidate
@@ -1190,6 +1221,10 @@ mod tests {
             "Sept.",
             "may,",
             "ma",
+            "Marchy",
+            "Septe",
+            "JUNE",
+            "december",
             "é",
             "x",
             "255",
