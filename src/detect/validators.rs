@@ -695,6 +695,16 @@ fn phone(text: &str, start: usize, end: usize) -> Option<Accepted> {
     {
         return None;
     }
+    // No rule of `phone_score` accepts fewer digits, and a prefix holds no more: most rejected
+    // candidates (counts, versions, times) end here, before a parse per prefix.
+    if bytes[start..end]
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .count()
+        < PHONE_MIN_DIGITS
+    {
+        return None;
+    }
     longest_valid_prefix(text, start, end, b" ./-", |cut| {
         phone_score(&text[start..cut]).map(|score| Accepted {
             start,
@@ -703,6 +713,9 @@ fn phone(text: &str, start: usize, end: usize) -> Option<Accepted> {
         })
     })
 }
+
+/// The fewest digits a phone number has here (E.164 from 8; national numbers 10 to 12).
+const PHONE_MIN_DIGITS: usize = 8;
 
 fn phone_score(candidate: &str) -> Option<f64> {
     // A bare digit run (an order number, a count) has no country code and no grouping: reject
@@ -718,7 +731,7 @@ fn phone_score(candidate: &str) -> Option<f64> {
     let n = digits.len();
     let at = |i: usize| digits.get(i).copied().unwrap_or(0);
     if candidate.starts_with('+') {
-        if !(8..=15).contains(&n) {
+        if !(PHONE_MIN_DIGITS..=15).contains(&n) {
             return None;
         }
         let plan_ok = match (at(0), at(1)) {
@@ -1087,6 +1100,31 @@ mod tests {
         ] {
             assert!(!ok(Validator::Phone, bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn no_phone_rule_accepts_fewer_than_the_minimum_digits() {
+        // The validator rejects such candidates before scoring any prefix: that holds only while
+        // every rule of `phone_score` needs `PHONE_MIN_DIGITS` digits or more.
+        let mut rng = crate::datasets::Rng::for_block(0x9405e, 0);
+        let pieces = [
+            "+", "(", ")", " ", "-", ".", "/", "0", "1", "2", "4", "9", "44", "91",
+        ];
+        let mut accepted = 0;
+        for _ in 0..200_000 {
+            let count = rng.range(1, 14);
+            let candidate: String = (0..count)
+                .map(|_| pieces[rng.range(0, pieces.len() as u64 - 1) as usize])
+                .collect();
+            let digits = candidate.bytes().filter(u8::is_ascii_digit).count();
+            let score = phone_score(&candidate);
+            assert!(
+                score.is_none() || digits >= PHONE_MIN_DIGITS,
+                "{candidate:?} has {digits} digits"
+            );
+            accepted += usize::from(score.is_some());
+        }
+        assert!(accepted > 0, "the generator reaches accepted numbers");
     }
 
     #[test]
