@@ -46,8 +46,8 @@ maturin build --release --quiet -o "$CARGO_TARGET_DIR/wheels-ci"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check "$CARGO_TARGET_DIR"/wheels-ci/amlguard-*.whl
 
 step "ruff, mypy --strict, stubtest"
-"$PYTHON" -m ruff check python tests benches
-"$PYTHON" -m ruff format --check python tests benches
+"$PYTHON" -m ruff check python tests benches notebooks
+"$PYTHON" -m ruff format --check python tests benches notebooks
 "$PYTHON" -m mypy --strict python/amlguard
 "$PYTHON" -m mypy.stubtest amlguard._amlguard
 
