@@ -112,6 +112,7 @@ impl Group {
     /// Weighted false passes of the bucket (see [`text_weights`]).
     fn false_passes(self, alive: impl Fn(usize, u8, u8) -> bool, weights: &TextWeights) -> u64 {
         let printable = || 0x20..0x7fu8;
+        let seconds: Vec<u8> = printable().filter(|&b| self.second.holds(b)).collect();
         let mut total = 0;
         for slot in 0..CLASSES {
             if self.slots & (1 << slot) == 0 {
@@ -120,7 +121,7 @@ impl Group {
             // Positions inside words (slot 1) are several times as common as word starts.
             let slot_weight = if slot == 1 { 3 } else { 1 };
             for first in printable().filter(|&b| self.first.holds(b)) {
-                for second in printable().filter(|&b| self.second.holds(b)) {
+                for &second in &seconds {
                     if !alive(slot, first, second) {
                         total += slot_weight * weights[usize::from(first)][usize::from(second)];
                     }
