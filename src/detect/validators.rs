@@ -531,19 +531,26 @@ fn ipv4_valid(text: &str, start: usize, end: usize) -> bool {
     if dotted_digit_before || dotted_digit_after {
         return false;
     }
-    let mut octets = 0;
-    for octet in bytes[start..end].split(|b| *b == b'.') {
-        octets += 1;
-        let octet_ok = octets <= 4
-            && (1..=3).contains(&octet.len())
-            && octet.iter().all(u8::is_ascii_digit)
-            && (octet.len() == 1 || octet[0] != b'0')
-            && parse_digits(octet).is_some_and(|v| v <= 255);
-        if !octet_ok {
+    // One pass (this runs on every dotted quad): an octet is 1-3 digits, at most 255, with
+    // no leading zero; a '.' closes one, the end of the candidate the fourth.
+    let (mut dots, mut value, mut len, mut leading_zero) = (0, 0u32, 0, false);
+    let octet_ok = |value: u32, len: usize, leading_zero: bool| {
+        (1..=3).contains(&len) && value <= 255 && !(leading_zero && len > 1)
+    };
+    for &b in &bytes[start..end] {
+        if b == b'.' {
+            if dots == 3 || !octet_ok(value, len, leading_zero) {
+                return false;
+            }
+            (dots, value, len) = (dots + 1, 0, 0);
+        } else if b.is_ascii_digit() && len < 3 {
+            leading_zero = if len == 0 { b == b'0' } else { leading_zero };
+            (value, len) = (value * 10 + u32::from(b - b'0'), len + 1);
+        } else {
             return false;
         }
     }
-    octets == 4
+    dots == 3 && octet_ok(value, len, leading_zero)
 }
 
 fn ipv6(text: &str, start: usize, end: usize) -> Option<Accepted> {
