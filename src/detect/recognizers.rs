@@ -17,7 +17,7 @@
 //! assert_eq!(detector.find("employee EMP-123456").len(), 1);
 //! ```
 
-use super::validators::Validator;
+use super::validators::{self, Validator};
 use crate::error::{Error, Result};
 
 /// E-mail addresses.
@@ -155,12 +155,11 @@ pub(crate) const EMAIL_LOCAL_CHAR: &str = r"[\p{L}\p{N}._%+-]";
 pub(crate) const EMAIL_FROM_AT: &str =
     r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}(?-u:\b)";
 
-const MONTH_NAMES: &str = "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?";
-
 /// The built-in recognizers, in priority order.
 pub fn builtin() -> Vec<Recognizer> {
+    let month_names = validators::month_alternation();
     let date = format!(
-        r"(?-u:\b)(?:[0-9]{{4}}[-/.][0-9]{{1,2}}[-/.][0-9]{{1,2}}|[0-9]{{1,2}}[-/.][0-9]{{1,2}}[-/.][0-9]{{4}}|[0-9]{{1,2}} (?i-u:{MONTH_NAMES})\.?,? [0-9]{{4}}|(?i-u:{MONTH_NAMES})\.? [0-9]{{1,2}}(?:st|nd|rd|th)?,? [0-9]{{4}})(?-u:\b)"
+        r"(?-u:\b)(?:[0-9]{{4}}[-/.][0-9]{{1,2}}[-/.][0-9]{{1,2}}|[0-9]{{1,2}}[-/.][0-9]{{1,2}}[-/.][0-9]{{4}}|[0-9]{{1,2}} (?i-u:{month_names})\.?,? [0-9]{{4}}|(?i-u:{month_names})\.? [0-9]{{1,2}}(?:st|nd|rd|th)?,? [0-9]{{4}})(?-u:\b)"
     );
     let secret_words = &["key", "token", "secret", "password", "credential", "sig"];
     let mut recognizers = vec![

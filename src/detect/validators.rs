@@ -586,6 +586,21 @@ const MONTHS: [&str; 12] = [
     "december",
 ];
 
+/// The DATE pattern's alternation of month words, made from [`MONTHS`] so that the pattern
+/// and [`names_month`] admit the same forms: the three-letter abbreviation, the whole name
+/// and "sept" (`sep(?:t(?:ember)?)?`, `may`, `jun(?:e)?`, ...).
+pub(crate) fn month_alternation() -> String {
+    MONTHS
+        .iter()
+        .map(|full| match (&full[..3], &full[3..]) {
+            (short, "") => short.to_owned(),
+            ("sep", rest) => format!("sep(?:t(?:{})?)?", &rest[1..]),
+            (short, rest) => format!("{short}(?:{rest})?"),
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
 /// Whether `word` names the month `full` as the DATE pattern admits it: the three-letter
 /// abbreviation or the whole name (and "sept"), in any case; "Marchy" or "Septem" do not.
 fn names_month(word: &[u8], full: &str) -> bool {
@@ -1335,6 +1350,25 @@ mod tests {
             assert!(date_valid(date) && date_reference(date), "{date}");
         }
         assert!(ipv4_valid("10.0.0.255", 0, 10) && ipv4_reference("10.0.0.255"));
+    }
+
+    #[test]
+    fn the_date_pattern_and_the_validator_admit_the_same_month_words() {
+        let pattern = format!("^(?i-u:{})$", month_alternation());
+        let words = regex_automata::meta::Regex::new(&pattern).unwrap();
+        let mut tried = 0;
+        for full in MONTHS {
+            for len in 1..=full.len() + 1 {
+                let word = format!("{full}y")[..len].to_owned();
+                for word in [word.clone(), word.to_ascii_uppercase()] {
+                    let admitted = MONTHS.iter().any(|m| names_month(word.as_bytes(), m));
+                    assert_eq!(words.is_match(&word), admitted, "{word:?}");
+                    tried += 1;
+                }
+            }
+        }
+        assert_eq!(tried, 172);
+        assert!(words.is_match("Sept") && words.is_match("jun") && !words.is_match("septe"));
     }
 
     #[test]
