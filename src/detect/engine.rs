@@ -108,6 +108,8 @@ pub struct Detector {
     /// Entity index of each recognizer (pattern).
     entity_of: Vec<usize>,
     entities: Vec<String>,
+    /// Context words of each recognizer (pattern).
+    context_of: Vec<ContextWords>,
     min_score: f64,
     prefilter: bool,
     /// With the built-in recognizers only: the faster split search for candidates.
@@ -173,6 +175,10 @@ impl Detector {
                 }
             })
             .collect();
+        let context_of = recognizers
+            .iter()
+            .map(|r| ContextWords::new(&r.context))
+            .collect();
         let prefilter = recognizers.iter().all(|r| r.builtin);
         // Patterns that start almost anywhere but hold a rare inner byte (which every match
         // holds) keep their own search.
@@ -207,6 +213,7 @@ impl Detector {
             recognizers,
             entity_of,
             entities,
+            context_of,
             min_score: DEFAULT_MIN_SCORE,
             prefilter,
             candidates,
@@ -395,7 +402,7 @@ impl Detector {
         }
         let mut score = accepted.score.unwrap_or(recognizer.score);
         let context_decides = scores == Scores::Exact || score < self.min_score;
-        if context_decides && has_context(text, accepted.start, &recognizer.context) {
+        if context_decides && has_context(text, accepted.start, &self.context_of[pattern]) {
             score = (score + CONTEXT_BOOST).min(1.0);
         }
         if score < self.min_score {
@@ -623,8 +630,35 @@ impl WindowMasks {
     }
 }
 
-fn has_context(text: &str, start: usize, words: &[String]) -> bool {
-    if words.is_empty() {
+/// A recognizer's context words (lower case) and the set of their first bytes: most word
+/// starts before a match begin with a byte no context word begins with, and cost one bit test.
+#[derive(Clone, Debug, Default)]
+struct ContextWords {
+    words: Vec<Box<[u8]>>,
+    first_bytes: [u64; 4],
+}
+
+impl ContextWords {
+    fn new(words: &[String]) -> Self {
+        let words: Vec<Box<[u8]>> = words
+            .iter()
+            .filter(|word| !word.is_empty())
+            .map(|word| word.as_bytes().into())
+            .collect();
+        let mut first_bytes = [0u64; 4];
+        for word in &words {
+            first_bytes[usize::from(word[0] >> 6)] |= 1 << (word[0] & 63);
+        }
+        Self { words, first_bytes }
+    }
+
+    fn some_word_starts_with(&self, byte: u8) -> bool {
+        self.first_bytes[usize::from(byte >> 6)] >> (byte & 63) & 1 == 1
+    }
+}
+
+fn has_context(text: &str, start: usize, context: &ContextWords) -> bool {
+    if context.words.is_empty() {
         return false;
     }
     let from = ceil_char_boundary(text, start.saturating_sub(CONTEXT_WINDOW_BYTES));
@@ -637,21 +671,26 @@ fn has_context(text: &str, start: usize, words: &[String]) -> bool {
     {
         source = &source[cut + 1..];
     }
-    // Walk the word starts once and compare each context word there, ignoring ASCII case in
-    // place: windows are tiny, so this beats a lowercased copy or a substring searcher per word.
-    (0..source.len())
-        .filter(|&i| i == 0 || !source[i - 1].is_ascii_alphanumeric())
-        .any(|i| {
-            let here = source[i].to_ascii_lowercase();
-            // The first-byte test first: most word starts match no word.
-            words.iter().any(|word| {
-                let word = word.as_bytes();
-                word.first() == Some(&here)
+    // One pass over the word starts, comparing in place and ignoring ASCII case: windows are
+    // tiny, so this beats a lowercased copy or a substring searcher per word.
+    let mut in_word = false;
+    for (i, &byte) in source.iter().enumerate() {
+        let word_start = !in_word;
+        in_word = byte.is_ascii_alphanumeric();
+        let here = byte.to_ascii_lowercase();
+        if word_start
+            && context.some_word_starts_with(here)
+            && context.words.iter().any(|word| {
+                word[0] == here
                     && source
                         .get(i..i + word.len())
                         .is_some_and(|candidate| candidate.eq_ignore_ascii_case(word))
             })
-        })
+        {
+            return true;
+        }
+    }
+    false
 }
 
 fn next_char(text: &str, at: usize) -> usize {
@@ -1229,6 +1268,97 @@ mod tests {
             v,
             vec![f(1, 3, 10, 0.9), f(3, 12, 15, 0.5), f(4, 20, 22, 0.5)]
         );
+    }
+
+    /// Context words as first written: every word compared at every word start.
+    fn has_context_reference(text: &str, start: usize, words: &[String]) -> bool {
+        let from = ceil_char_boundary(text, start.saturating_sub(CONTEXT_WINDOW_BYTES));
+        let mut source = &text.as_bytes()[from..start];
+        if let Some(cut) = source
+            .windows(2)
+            .rposition(|w| matches!(w, [b'.' | b'!' | b'?', b' ' | b'\n'] | [b';' | b'\n', _]))
+        {
+            source = &source[cut + 1..];
+        }
+        (0..source.len())
+            .filter(|&i| i == 0 || !source[i - 1].is_ascii_alphanumeric())
+            .any(|i| {
+                let here = source[i].to_ascii_lowercase();
+                words.iter().any(|word| {
+                    let word = word.as_bytes();
+                    word.first() == Some(&here)
+                        && source
+                            .get(i..i + word.len())
+                            .is_some_and(|candidate| candidate.eq_ignore_ascii_case(word))
+                })
+            })
+    }
+
+    #[test]
+    fn context_words_are_found_as_by_the_reference() {
+        let words: Vec<String> = [
+            "phone",
+            "tel",
+            "ss#",
+            "social security",
+            "e-mail",
+            "",
+            "ñame",
+        ]
+        .map(String::from)
+        .to_vec();
+        let context = ContextWords::new(&words);
+        let pieces = [
+            "phone",
+            "PHONE",
+            "Tel",
+            "tel",
+            "telephone",
+            "xphone",
+            "ss#",
+            "SS",
+            "#",
+            "social",
+            "security",
+            "e-",
+            "mail",
+            "ñame",
+            "Ñame",
+            " ",
+            ". ",
+            ".",
+            "; ",
+            ";",
+            "\n",
+            "! ",
+            "?",
+            "a",
+            "9",
+            "-",
+            "é",
+        ];
+        let mut rng = crate::datasets::Rng::for_block(0xc0de, 0);
+        let (mut found, mut tried) = (0, 0);
+        for _ in 0..20_000 {
+            let count = rng.range(1, 14);
+            let text: String = (0..count).map(|_| rng.pick(&pieces)).collect();
+            for start in (0..=text.len()).filter(|&at| text.is_char_boundary(at)) {
+                let expected = has_context_reference(&text, start, &words);
+                assert_eq!(
+                    has_context(&text, start, &context),
+                    expected,
+                    "{text:?} {start}"
+                );
+                found += usize::from(expected);
+                tried += 1;
+            }
+        }
+        // Both verdicts are common, so the comparison means something.
+        assert!(
+            found > tried / 10 && found < tried * 9 / 10,
+            "{found} of {tried}"
+        );
+        assert!(!has_context("phone", 5, &ContextWords::new(&[])));
     }
 
     #[test]
