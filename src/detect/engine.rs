@@ -657,31 +657,65 @@ impl ContextWords {
     }
 }
 
+/// What [`has_context`] needs to know of a byte, from one table load.
+const ALNUM: u8 = 1;
+/// `.`, `!` or `?`: ends a sentence when a space or a line break follows.
+const SENTENCE_END: u8 = 2;
+/// `;` or a line break: ends a clause when anything follows.
+const CLAUSE_END: u8 = 4;
+/// A space or a line break.
+const GAP: u8 = 8;
+
+static CONTEXT_BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = if b.is_ascii_alphanumeric() { ALNUM } else { 0 }
+            | if matches!(b, b'.' | b'!' | b'?') {
+                SENTENCE_END
+            } else {
+                0
+            }
+            | if matches!(b, b';' | b'\n') {
+                CLAUSE_END
+            } else {
+                0
+            }
+            | if matches!(b, b' ' | b'\n') { GAP } else { 0 };
+        byte += 1;
+    }
+    table
+};
+
 fn has_context(text: &str, start: usize, context: &ContextWords) -> bool {
     if context.words.is_empty() {
         return false;
     }
     let from = ceil_char_boundary(text, start.saturating_sub(CONTEXT_WINDOW_BYTES));
-    let mut source = &text.as_bytes()[from..start];
-    // Context belongs to the same sentence or clause: "SSN: 123456789. Order 987654321" does
-    // not make the order number an SSN.
-    if let Some(cut) = source
-        .windows(2)
-        .rposition(|w| matches!(w, [b'.' | b'!' | b'?', b' ' | b'\n'] | [b';' | b'\n', _]))
-    {
-        source = &source[cut + 1..];
-    }
-    // One pass over the word starts, comparing in place and ignoring ASCII case: windows are
-    // tiny, so this beats a lowercased copy or a substring searcher per word.
-    let mut in_word = false;
-    for (i, &byte) in source.iter().enumerate() {
-        let word_start = !in_word;
-        in_word = byte.is_ascii_alphanumeric();
-        let here = byte.to_ascii_lowercase();
+    let source = &text.as_bytes()[from..start];
+    let class = |at: usize| {
+        source
+            .get(at)
+            .map_or(0, |&b| CONTEXT_BYTE_CLASS[usize::from(b)])
+    };
+    // From the match backwards, so the nearest word ends the search; the search also ends
+    // where the sentence or clause does: "SSN: 123456789. Order 987654321" does not make the
+    // order number an SSN. Words are compared in place, ignoring ASCII case: windows are tiny,
+    // so this beats a lowercased copy or a substring searcher per word.
+    for (i, &byte) in source.iter().enumerate().rev() {
+        let here = class(i);
+        let ends_clause = here & CLAUSE_END != 0 && i + 1 < source.len()
+            || here & SENTENCE_END != 0 && class(i + 1) & GAP != 0;
+        if ends_clause {
+            return false;
+        }
+        let word_start = i == 0 || class(i - 1) & ALNUM == 0;
+        let lower = byte.to_ascii_lowercase();
         if word_start
-            && context.some_word_starts_with(here)
+            && context.some_word_starts_with(lower)
             && context.words.iter().any(|word| {
-                word[0] == here
+                word[0] == lower
                     && source
                         .get(i..i + word.len())
                         .is_some_and(|candidate| candidate.eq_ignore_ascii_case(word))
