@@ -39,8 +39,8 @@ pub use engine::{Detector, Finding, Scratch};
 pub use recognizers::Recognizer;
 pub use redact::{EntityAction, RedactEntities};
 pub use scan::{
-    detect, detect_chunked, detect_schema, detect_with, scan, scan_with, DetectOptions,
-    ScanOptions, ScanReport,
+    detect, detect_batches, detect_chunked, detect_schema, detect_with, scan, scan_with,
+    DetectOptions, ScanOptions, ScanReport,
 };
 pub use validators::Validator;
 

@@ -30,8 +30,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, StringBuilder, UInt64Builder};
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_select::concat::concat_batches;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -90,6 +91,18 @@ pub fn detect_chunked(
     detector: &Detector,
     options: &DetectOptions<'_>,
 ) -> Result<RecordBatch> {
+    let batches = detect_batches(arrays, detector, options)?;
+    Ok(concat_batches(&detect_schema(), &batches)?)
+}
+
+/// [`detect_chunked`] as one record batch per work unit, in row order: each worker builds
+/// its batch's arrays, and nothing is copied after (one batch costs a serial copy of every
+/// finding).
+pub fn detect_batches(
+    arrays: &[&dyn Array],
+    detector: &Detector,
+    options: &DetectOptions<'_>,
+) -> Result<Vec<RecordBatch>> {
     let mut chunks: Vec<(usize, usize, usize, u64)> = Vec::new();
     let mut first_row = options.first_row;
     for (index, array) in arrays.iter().enumerate() {
@@ -99,7 +112,7 @@ pub fn detect_chunked(
         }
         first_row += array.len() as u64;
     }
-    let run = |&(index, start, len, row): &(usize, usize, usize, u64)| -> Result<ChunkFindings> {
+    let run = |&(index, start, len, row): &(usize, usize, usize, u64)| -> Result<RecordBatch> {
         if let Some(control) = options.control {
             control.check()?;
         }
@@ -110,40 +123,11 @@ pub fn detect_chunked(
         }
         Ok(found)
     };
-    let parts: Vec<ChunkFindings> = if chunks.len() <= 1 {
-        chunks.iter().map(run).collect::<Result<_>>()?
+    if chunks.len() <= 1 {
+        chunks.iter().map(run).collect()
     } else {
-        parallel::pool(options.threads)?
-            .install(|| chunks.par_iter().map(run).collect::<Result<_>>())?
-    };
-    let total: usize = parts.iter().map(|p| p.rows.len()).sum();
-    let mut row = UInt64Builder::with_capacity(total);
-    let mut entity = StringBuilder::with_capacity(total, total * 8);
-    let mut start = UInt64Builder::with_capacity(total);
-    let mut end = UInt64Builder::with_capacity(total);
-    let mut score = Float64Builder::with_capacity(total);
-    for part in &parts {
-        row.append_slice(&part.rows);
-        for &e in &part.entities {
-            let name = detector
-                .entities()
-                .get(e)
-                .or_else(|| part.extra_entities.get(e - detector.entities().len()))
-                .map_or("", String::as_str);
-            entity.append_value(name);
-        }
-        start.append_slice(&part.starts);
-        end.append_slice(&part.ends);
-        score.append_slice(&part.scores);
+        parallel::pool(options.threads)?.install(|| chunks.par_iter().map(run).collect())
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(row.finish()),
-        Arc::new(entity.finish()),
-        Arc::new(start.finish()),
-        Arc::new(end.finish()),
-        Arc::new(score.finish()),
-    ];
-    Ok(RecordBatch::try_new(detect_schema(), columns)?)
 }
 
 fn check_string_array(array: &dyn Array) -> Result<()> {
@@ -165,17 +149,6 @@ fn chunk_ranges(len: usize) -> Vec<(usize, usize)> {
         .step_by(CHUNK_ROWS)
         .map(|start| (start, CHUNK_ROWS.min(len - start)))
         .collect()
-}
-
-#[derive(Default)]
-struct ChunkFindings {
-    rows: Vec<u64>,
-    /// Entity index: the detector's entities, then `extra_entities`.
-    entities: Vec<usize>,
-    starts: Vec<u64>,
-    ends: Vec<u64>,
-    scores: Vec<f64>,
-    extra_entities: Vec<String>,
 }
 
 /// Byte offset of character `index` of `text` (`text.len()` for one past the end).
@@ -235,7 +208,7 @@ fn detect_chunk(
     detector: &Detector,
     first_row: u64,
     external: Option<&dyn ExternalRecognizer>,
-) -> Result<ChunkFindings> {
+) -> Result<RecordBatch> {
     let values = string_values(array)?;
     let external_spans = match external {
         Some(recognizer) => {
@@ -254,7 +227,14 @@ fn detect_chunk(
         }
         None => None,
     };
-    let mut out = ChunkFindings::default();
+    // One finding per row is the usual density of free text; vectors grow past it.
+    let mut rows: Vec<u64> = Vec::with_capacity(values.len());
+    let mut entities: Vec<usize> = Vec::with_capacity(values.len());
+    let mut starts: Vec<u64> = Vec::with_capacity(values.len());
+    let mut ends: Vec<u64> = Vec::with_capacity(values.len());
+    let mut scores: Vec<f64> = Vec::with_capacity(values.len());
+    // Entities of the external recognizer that the detector does not know, numbered after it.
+    let mut extra_entities: Vec<String> = Vec::new();
     let mut scratch = detector.scratch();
     let mut found = Vec::new();
     for (index, value) in values.iter().enumerate() {
@@ -271,21 +251,40 @@ fn detect_chunk(
                 row,
                 spans,
                 detector.entities().len(),
-                &mut out.extra_entities,
+                &mut extra_entities,
                 detector,
                 &mut found,
             )?;
             resolve_overlaps(&mut found);
         }
         for (finding, (start, end)) in found.iter().zip(char_offsets(text, &found)) {
-            out.rows.push(row);
-            out.entities.push(finding.entity);
-            out.starts.push(start as u64);
-            out.ends.push(end as u64);
-            out.scores.push(finding.score);
+            rows.push(row);
+            entities.push(finding.entity);
+            starts.push(start as u64);
+            ends.push(end as u64);
+            scores.push(finding.score);
         }
     }
-    Ok(out)
+    let name = |e: usize| {
+        detector
+            .entities()
+            .get(e)
+            .or_else(|| extra_entities.get(e - detector.entities().len()))
+            .map_or("", String::as_str)
+    };
+    let name_bytes = entities.iter().map(|&e| name(e).len()).sum();
+    let mut entity = StringBuilder::with_capacity(entities.len(), name_bytes);
+    for &e in &entities {
+        entity.append_value(name(e));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from(rows)),
+        Arc::new(entity.finish()),
+        Arc::new(UInt64Array::from(starts)),
+        Arc::new(UInt64Array::from(ends)),
+        Arc::new(Float64Array::from(scores)),
+    ];
+    Ok(RecordBatch::try_new(detect_schema(), columns)?)
 }
 
 /// Options for [`scan_with`].

@@ -10,7 +10,7 @@ use pyo3_arrow::PyTable;
 
 use super::run::run_blocking;
 use crate::detect::{
-    detect_chunked, detect_schema, scan_with, DetectOptions, Detector, ExternalRecognizer,
+    detect_batches, detect_schema, scan_with, DetectOptions, Detector, ExternalRecognizer,
     ScanOptions, ScanReport, Span,
 };
 use crate::error::{Error, Result};
@@ -91,7 +91,7 @@ pub(crate) fn detect(
     let (chunks, _field) = column.into_chunked_array()?.into_inner();
     let external = external.map(|callable| PythonRecognizer { callable });
     let control = RunControl::new();
-    let batch = run_blocking(py, &control, None, |control| {
+    let batches = run_blocking(py, &control, None, |control| {
         let options = DetectOptions {
             first_row: 0,
             threads,
@@ -99,9 +99,9 @@ pub(crate) fn detect(
             control: Some(control),
         };
         let arrays: Vec<&dyn Array> = chunks.iter().map(|chunk| chunk.as_ref()).collect();
-        detect_chunked(&arrays, &detector, &options)
+        detect_batches(&arrays, &detector, &options)
     })?;
-    PyTable::try_new(vec![batch], detect_schema())
+    PyTable::try_new(batches, detect_schema())
 }
 
 /// What a scan found per column; never holds a matched value.
