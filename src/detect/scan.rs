@@ -734,6 +734,19 @@ mod tests {
         assert_eq!(one, two);
         assert!(one.num_rows() > 40_000);
         assert_eq!(one.column(0).as_primitive::<UInt64Type>().value(0), 7);
+        // The per-work-unit batches the binding hands on are the same rows, in order.
+        let parts = detect_batches(
+            &[notes.as_ref()],
+            &detector(),
+            &DetectOptions {
+                threads: Some(2),
+                first_row: 7,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(parts.len(), 40_000usize.div_ceil(CHUNK_ROWS));
+        assert_eq!(concat_batches(&detect_schema(), &parts).unwrap(), one);
     }
 
     #[test]
