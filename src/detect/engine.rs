@@ -657,7 +657,8 @@ impl ContextWords {
     }
 }
 
-/// What [`has_context`] needs to know of a byte, from one table load.
+// Byte classes for `has_context`, all of a byte's from one table load.
+/// An ASCII letter or digit.
 const ALNUM: u8 = 1;
 /// `.`, `!` or `?`: ends a sentence when a space or a line break follows.
 const SENTENCE_END: u8 = 2;
