@@ -711,40 +711,19 @@ mod tests {
     fn output_is_the_same_for_any_thread_count() {
         let batches = crate::datasets::synthetic_pii(40_000, 3).unwrap();
         let notes = batches[0].column_by_name("note").unwrap();
-        let one = detect_with(
-            notes.as_ref(),
-            &detector(),
-            &DetectOptions {
-                threads: Some(1),
-                first_row: 7,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let two = detect_with(
-            notes.as_ref(),
-            &detector(),
-            &DetectOptions {
-                threads: Some(2),
-                first_row: 7,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let detector = detector();
+        let on = |threads| DetectOptions {
+            threads: Some(threads),
+            first_row: 7,
+            ..Default::default()
+        };
+        let one = detect_with(notes.as_ref(), &detector, &on(1)).unwrap();
+        let two = detect_with(notes.as_ref(), &detector, &on(2)).unwrap();
         assert_eq!(one, two);
         assert!(one.num_rows() > 40_000);
         assert_eq!(one.column(0).as_primitive::<UInt64Type>().value(0), 7);
         // The per-work-unit batches the binding hands on are the same rows, in order.
-        let parts = detect_batches(
-            &[notes.as_ref()],
-            &detector(),
-            &DetectOptions {
-                threads: Some(2),
-                first_row: 7,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let parts = detect_batches(&[notes.as_ref()], &detector, &on(2)).unwrap();
         assert_eq!(parts.len(), 40_000usize.div_ceil(CHUNK_ROWS));
         assert_eq!(concat_batches(&detect_schema(), &parts).unwrap(), one);
     }
@@ -765,6 +744,18 @@ mod tests {
             detect(&ints, &detector()),
             Err(Error::InvalidData { .. })
         ));
+        // Per-unit batches: a bad chunk among good ones fails the whole call; no rows, no batches.
+        let good = StringArray::from(vec!["a@example.com"]);
+        let options = DetectOptions::default();
+        assert!(matches!(
+            detect_batches(&[&good, &ints], &detector(), &options),
+            Err(Error::InvalidData { .. })
+        ));
+        let empty = StringArray::from(Vec::<&str>::new());
+        assert!(detect_batches(&[&empty], &detector(), &options)
+            .unwrap()
+            .is_empty());
+        assert_eq!(detect(&empty, &detector()).unwrap().num_rows(), 0);
     }
 
     struct Names;
