@@ -169,7 +169,11 @@ where
     O: OffsetSizeTrait,
     F: FnMut(usize, &str, &mut String) -> Result<()>,
 {
-    let mut values = String::with_capacity(array.value_data().len());
+    // The values of this array only: a chunk sliced from a large array shares its whole values
+    // buffer, and reserving that much for every chunk took the whole column's size per chunk.
+    let input_offsets = array.value_offsets();
+    let own_bytes = input_offsets[input_offsets.len() - 1].as_usize() - input_offsets[0].as_usize();
+    let mut values = String::with_capacity(own_bytes);
     let mut offsets: Vec<O> = Vec::with_capacity(array.len() + 1);
     offsets.push(O::usize_as(0));
     for row in 0..array.len() {
@@ -294,6 +298,26 @@ mod tests {
         .unwrap();
         let out = out.as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(out.iter().collect::<Vec<_>>(), vec![Some("b"), Some("c")]);
+    }
+
+    #[test]
+    fn a_slice_reserves_its_own_values_only() {
+        let big = StringArray::from_iter_values(std::iter::repeat_n("0123456789", 100_000));
+        let chunk = big.slice(50_000, 10);
+        let out = map_strings(&chunk, |_, v, buf| {
+            buf.push_str(v);
+            Ok(())
+        })
+        .unwrap();
+        let out = out.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(out.len(), 10);
+        assert_eq!(out.value(9), "0123456789");
+        // 100 bytes of output; before, each chunk reserved the whole megabyte buffer.
+        assert!(
+            out.values().capacity() < 1024,
+            "{} bytes reserved",
+            out.values().capacity()
+        );
     }
 
     #[test]
