@@ -22,9 +22,10 @@
 //! - A cheap pre-filter runs first: with only built-in recognizers, a string with no digit, no
 //!   `@ : / =`, no token of 16 or more key characters and no `www.` is skipped without any
 //!   pattern work.
-//! - A context word (a recognizer's `context`, case-insensitive, at a word start) within
-//!   [`CONTEXT_WINDOW_BYTES`] before a match, in the same sentence or clause, raises its score
-//!   by [`CONTEXT_BOOST`]; findings scoring below the detector's minimum are dropped.
+//! - A context word (a recognizer's `context`, at a word start, ignoring case, also outside
+//!   ASCII: "TELÉFONO" for "teléfono") within [`CONTEXT_WINDOW_BYTES`] before a match, in the
+//!   same sentence or clause, raises its score by [`CONTEXT_BOOST`]; findings scoring below the
+//!   detector's minimum are dropped.
 //! - Findings are byte ranges of the text, sorted by start and never overlapping. Where other
 //!   sources add spans (an external NER), [`resolve_overlaps`] keeps, deterministically, the
 //!   highest score, then the longest, then the earliest.
@@ -630,30 +631,78 @@ impl WindowMasks {
     }
 }
 
-/// A recognizer's context words (lower case) and the set of their first bytes: most word
+/// A recognizer's context words (case-folded) and the set of their first bytes: most word
 /// starts before a match begin with a byte no context word begins with, and cost one bit test.
 #[derive(Clone, Debug, Default)]
 struct ContextWords {
-    words: Vec<Box<[u8]>>,
+    words: Vec<ContextWord>,
     first_bytes: [u64; 4],
+}
+
+#[derive(Clone, Debug)]
+struct ContextWord {
+    folded: Box<str>,
+    ascii: bool,
+}
+
+/// A character's case-folded form: its lower case, with the final sigma as a sigma (a word
+/// lowercased as a whole ends in 'ς', the same word's capitals one by one give 'σ').
+fn fold_case(c: char) -> impl Iterator<Item = char> {
+    c.to_lowercase().map(|l| if l == 'ς' { 'σ' } else { l })
+}
+
+/// Whether `text`, case-folded, starts with `folded` (a case-folded word).
+fn starts_with_folded(text: &str, folded: &str) -> bool {
+    let mut text = text.chars().flat_map(fold_case);
+    folded.chars().all(|c| text.next() == Some(c))
 }
 
 impl ContextWords {
     fn new(words: &[String]) -> Self {
-        let words: Vec<Box<[u8]>> = words
+        let words: Vec<ContextWord> = words
             .iter()
             .filter(|word| !word.is_empty())
-            .map(|word| word.as_bytes().into())
+            .map(|word| {
+                let folded: String = word.chars().flat_map(fold_case).collect();
+                ContextWord {
+                    ascii: folded.is_ascii(),
+                    folded: folded.into(),
+                }
+            })
             .collect();
         let mut first_bytes = [0u64; 4];
         for word in &words {
-            first_bytes[usize::from(word[0] >> 6)] |= 1 << (word[0] & 63);
+            let first = word.folded.as_bytes()[0];
+            first_bytes[usize::from(first >> 6)] |= 1 << (first & 63);
+        }
+        if !words.is_empty() {
+            // A character outside ASCII may fold to any word's first character (the Kelvin
+            // sign to 'k', 'Ñ' to 'ñ'): each such character's first byte is a possible start.
+            first_bytes[3] |= u64::MAX;
         }
         Self { words, first_bytes }
     }
 
     fn some_word_starts_with(&self, byte: u8) -> bool {
         self.first_bytes[usize::from(byte >> 6)] >> (byte & 63) & 1 == 1
+    }
+
+    /// Whether some word starts `text` (the window from a word start to the match), ignoring
+    /// case. ASCII words against ASCII text compare bytes in place; otherwise characters are
+    /// case-folded one by one.
+    fn some_word_starts(&self, text: &str) -> bool {
+        let bytes = text.as_bytes();
+        let lower = bytes[0].to_ascii_lowercase();
+        self.words.iter().any(|word| {
+            let folded = word.folded.as_bytes();
+            match bytes.get(..folded.len()) {
+                Some(head) if word.ascii && head.is_ascii() => {
+                    folded[0] == lower && head.eq_ignore_ascii_case(folded)
+                }
+                None if word.ascii && bytes.is_ascii() => false,
+                _ => starts_with_folded(text, &word.folded),
+            }
+        })
     }
 }
 
@@ -702,8 +751,8 @@ fn has_context(text: &str, start: usize, context: &ContextWords) -> bool {
     };
     // From the match backwards, so the nearest word ends the search; the search also ends
     // where the sentence or clause does: "SSN: 123456789. Order 987654321" does not make the
-    // order number an SSN. Words are compared in place, ignoring ASCII case: windows are tiny,
-    // so this beats a lowercased copy or a substring searcher per word.
+    // order number an SSN. Words are compared in place, ignoring case: windows are tiny, so
+    // this beats a case-folded copy or a substring searcher per word.
     for (i, &byte) in source.iter().enumerate().rev() {
         let here = class(i);
         let ends_clause = here & CLAUSE_END != 0 && i + 1 < source.len()
@@ -712,15 +761,11 @@ fn has_context(text: &str, start: usize, context: &ContextWords) -> bool {
             return false;
         }
         let word_start = i == 0 || class(i - 1) & ALNUM == 0;
-        let lower = byte.to_ascii_lowercase();
+        // Continuation bytes are never in the first-byte set, so `from + i` is a character
+        // boundary below.
         if word_start
-            && context.some_word_starts_with(lower)
-            && context.words.iter().any(|word| {
-                word[0] == lower
-                    && source
-                        .get(i..i + word.len())
-                        .is_some_and(|candidate| candidate.eq_ignore_ascii_case(word))
-            })
+            && context.some_word_starts_with(byte.to_ascii_lowercase())
+            && context.some_word_starts(&text[from + i..start])
         {
             return true;
         }
@@ -1220,6 +1265,33 @@ mod tests {
     }
 
     #[test]
+    fn context_words_outside_ascii_ignore_case() {
+        let words = ["teléfono", "τηλέφωνο", "ΟΔΟΣ", "key"];
+        let extension = Recognizer::custom("EXTENSION", "EXT-[0-9]{4}", None, &words, 0.4).unwrap();
+        let d = Detector::with_custom(vec![extension]).unwrap();
+        for text in [
+            "TELÉFONO EXT-1234",
+            "Teléfono: EXT-1234",
+            "ΤΗΛΈΦΩΝΟ EXT-1234",
+            "στην οδος EXT-1234",
+            "στην ΟΔΟΣ EXT-1234",
+            // KELVIN SIGN, whose lower case is 'k'.
+            "\u{212a}EY EXT-1234",
+        ] {
+            let found = d.find(text);
+            assert_eq!(found.len(), 1, "{text:?}");
+            assert_eq!(&text[found[0].start..found[0].end], "EXT-1234");
+        }
+        for text in [
+            "TELEFONO EXT-1234",
+            "ΤΗΛΕΦΏΝΟ. EXT-1234",
+            "ΤΗΛΈΦΩΝΟ. EXT-1234",
+        ] {
+            assert!(d.find(text).is_empty(), "{text:?}");
+        }
+    }
+
+    #[test]
     fn prefilter_key_runs_and_www_match_a_byte_loop() {
         // The previous byte loop (with "www." in any case, as the URL pattern reads it).
         let reference = |bytes: &[u8]| {
@@ -1322,24 +1394,25 @@ mod tests {
     /// Context words as first written: every word compared at every word start.
     fn has_context_reference(text: &str, start: usize, words: &[String]) -> bool {
         let from = ceil_char_boundary(text, start.saturating_sub(CONTEXT_WINDOW_BYTES));
-        let mut source = &text.as_bytes()[from..start];
-        if let Some(cut) = source
+        let mut window = &text[from..start];
+        if let Some(cut) = window
+            .as_bytes()
             .windows(2)
             .rposition(|w| matches!(w, [b'.' | b'!' | b'?', b' ' | b'\n'] | [b';' | b'\n', _]))
         {
-            source = &source[cut + 1..];
+            window = &window[cut + 1..];
         }
-        (0..source.len())
-            .filter(|&i| i == 0 || !source[i - 1].is_ascii_alphanumeric())
-            .any(|i| {
-                let here = source[i].to_ascii_lowercase();
-                words.iter().any(|word| {
-                    let word = word.as_bytes();
-                    word.first() == Some(&here)
-                        && source
-                            .get(i..i + word.len())
-                            .is_some_and(|candidate| candidate.eq_ignore_ascii_case(word))
-                })
+        // Every character start at a word start, the rest lowercased as a whole (σ and ς
+        // alike) against each word lowercased the same way.
+        let fold = |s: &str| s.to_lowercase().replace('ς', "σ");
+        window
+            .char_indices()
+            .filter(|&(i, _)| i == 0 || !window.as_bytes()[i - 1].is_ascii_alphanumeric())
+            .any(|(i, _)| {
+                let rest = fold(&window[i..]);
+                words
+                    .iter()
+                    .any(|word| !word.is_empty() && rest.starts_with(&fold(word)))
             })
     }
 
@@ -1353,6 +1426,11 @@ mod tests {
             "e-mail",
             "",
             "ñame",
+            "teléfono",
+            "τηλέφωνο",
+            "odos",
+            "οδος",
+            "key",
         ]
         .map(String::from)
         .to_vec();
@@ -1385,6 +1463,15 @@ mod tests {
             "9",
             "-",
             "é",
+            "TELÉFONO",
+            "Teléfono",
+            "TELEFONO",
+            "ΤΗΛΈΦΩΝΟ",
+            "Τηλέφωνο",
+            "ΟΔΟΣ",
+            "οδος",
+            "\u{212a}",
+            "ey",
         ];
         let mut rng = crate::datasets::Rng::for_block(0xc0de, 0);
         let (mut found, mut tried) = (0, 0);
