@@ -113,6 +113,28 @@ def test_custom_recognizers_and_their_errors() -> None:
         )
 
 
+def test_context_words_outside_ascii_ignore_case() -> None:
+    # Scored below the minimum (0.5) alone; a context word before it adds enough.
+    custom = [
+        {
+            "entity": "EXTENSION",
+            "pattern": r"\bEXT-\d{4}\b",
+            "context": ["teléfono", "τηλέφωνο"],
+            "score": 0.4,
+        }
+    ]
+    values = [
+        "TELÉFONO EXT-1234",
+        "ΤΗΛΈΦΩΝΟ: EXT-1234",
+        "Teléfono EXT-1234",
+        "EXT-1234",
+        "TELEFONO EXT-1234",
+    ]
+    spans = ag.detect(pa.array(values), recognizers=custom)
+    rows = [r["row"] for r in spans.to_pylist() if r["entity"] == "EXTENSION"]
+    assert rows == [0, 1, 2]
+
+
 def test_ner_hook_is_called_per_chunk_not_per_row() -> None:
     calls: list[int] = []
 
