@@ -692,14 +692,29 @@ impl ContextWords {
     /// case-folded one by one.
     fn some_word_starts(&self, text: &str) -> bool {
         let bytes = text.as_bytes();
-        let lower = bytes[0].to_ascii_lowercase();
+        // The first character's folded first byte when ASCII: ASCII words are compared only
+        // where it is theirs (of the characters outside ASCII, only the Kelvin sign and the
+        // dotted capital I fold to ASCII first).
+        let first = if bytes[0].is_ascii() {
+            Some(bytes[0].to_ascii_lowercase())
+        } else {
+            text.chars()
+                .next()
+                .and_then(|c| fold_case(c).next())
+                .and_then(|c| u8::try_from(c).ok())
+                .filter(u8::is_ascii)
+        };
         self.words.iter().any(|word| {
             let folded = word.folded.as_bytes();
+            if !word.ascii {
+                return starts_with_folded(text, &word.folded);
+            }
+            if first != Some(folded[0]) {
+                return false;
+            }
             match bytes.get(..folded.len()) {
-                Some(head) if word.ascii && head.is_ascii() => {
-                    folded[0] == lower && head.eq_ignore_ascii_case(folded)
-                }
-                None if word.ascii && bytes.is_ascii() => false,
+                Some(head) if head.is_ascii() => head.eq_ignore_ascii_case(folded),
+                None if bytes.is_ascii() => false,
                 _ => starts_with_folded(text, &word.folded),
             }
         })
@@ -1431,6 +1446,7 @@ mod tests {
             "odos",
             "οδος",
             "key",
+            "id",
         ]
         .map(String::from)
         .to_vec();
@@ -1472,6 +1488,8 @@ mod tests {
             "οδος",
             "\u{212a}",
             "ey",
+            "\u{130}",
+            "d",
         ];
         let mut rng = crate::datasets::Rng::for_block(0xc0de, 0);
         let (mut found, mut tried) = (0, 0);
