@@ -93,6 +93,24 @@ def test_redact_entities_in_a_policy(keyring: ag.LocalKeyring) -> None:
     assert out[5] == NOTES[5], "entities not listed stay"
 
 
+def test_recycled_output_memory_never_changes_a_live_column() -> None:
+    # Chunks of over 256 KiB of output: their memory is recycled once a column is dropped.
+    rows = 40_000
+    first = pa.table({"note": [f"mail user{i}@example.com now" for i in range(rows)]})
+    second = pa.table({"note": [f"write to other{i}@example.org, please" for i in range(rows)]})
+    policy = ag.Policy.from_dict(
+        {"columns": {"note": {"op": "redact_entities", "with": "<{entity}>"}}}
+    )
+    kept = policy.apply(first, threads=2)
+    for _ in range(3):
+        out = policy.apply(second, threads=2).column("note").to_pylist()
+        assert out == ["write to <EMAIL>, please"] * rows
+        assert kept.column("note").to_pylist() == ["mail <EMAIL> now"] * rows
+    del kept
+    again = policy.apply(first, threads=2).column("note")
+    assert again.to_pylist() == ["mail <EMAIL> now"] * rows
+
+
 def test_custom_recognizers_and_their_errors() -> None:
     custom = [
         {

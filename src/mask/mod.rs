@@ -15,6 +15,7 @@ pub mod generalize;
 pub mod hash;
 pub mod noise;
 pub mod partial;
+pub(crate) mod recycle;
 pub mod redact;
 pub(crate) mod strings;
 pub mod tokenize;

@@ -12,10 +12,11 @@ use arrow_array::{
     Array, ArrayRef, GenericStringArray, LargeStringArray, OffsetSizeTrait, StringArray,
     StringViewArray,
 };
-use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::DataType;
 
 use crate::error::{Error, Result};
+use crate::mask::recycle;
 
 /// True for the three Arrow string types.
 pub(crate) fn is_string_type(data_type: &DataType) -> bool {
@@ -173,7 +174,7 @@ where
     // buffer, and reserving that much for every chunk took the whole column's size per chunk.
     let input_offsets = array.value_offsets();
     let own_bytes = input_offsets[input_offsets.len() - 1].as_usize() - input_offsets[0].as_usize();
-    let mut values = String::with_capacity(own_bytes);
+    let mut values = recycle::string_with_capacity(own_bytes);
     let mut offsets: Vec<O> = Vec::with_capacity(array.len() + 1);
     offsets.push(O::usize_as(0));
     for row in 0..array.len() {
@@ -225,7 +226,7 @@ fn string_array<O: OffsetSizeTrait>(
     let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
     assert!(offsets.last().and_then(|end| end.to_usize()) == Some(values.len()));
     assert!(nulls.as_ref().is_none_or(|n| n.len() == offsets.len() - 1));
-    let values = Buffer::from_vec(values.into_bytes());
+    let values = recycle::into_buffer(values.into_bytes());
     // SAFETY: `values` came from a `String`, so it is valid UTF-8, and every offset is a
     // character boundary (see above); offsets are monotonic and end at the buffer's end, and
     // `nulls` matches the row count (both checked above). Re-validating UTF-8 here cost about
@@ -259,6 +260,7 @@ where
 mod tests {
     use super::*;
     use arrow_array::builder::StringBuilder;
+    use arrow_buffer::Buffer;
 
     #[test]
     fn keeps_type_and_nulls_for_every_string_type() {
