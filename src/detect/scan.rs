@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, StringBuilder, UInt64Builder};
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, UInt64Array};
+use arrow_buffer::ScalarBuffer;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use arrow_select::concat::concat_batches;
 use rayon::prelude::*;
@@ -40,6 +41,7 @@ use super::engine::{char_offsets, resolve_overlaps, Detector, Finding};
 use super::recognizers::{self, SECRET_ENTITIES};
 use super::{ExternalRecognizer, Span};
 use crate::error::{Error, Result};
+use crate::mask::recycle;
 use crate::mask::strings::{is_string_type, string_values};
 use crate::parallel::{self, RunControl};
 
@@ -227,12 +229,13 @@ fn detect_chunk(
         }
         None => None,
     };
-    // One finding per row is the usual density of free text; vectors grow past it.
-    let mut rows: Vec<u64> = Vec::with_capacity(values.len());
+    // One finding per row is the usual density of free text; vectors grow past it. Output
+    // columns reuse the memory of dropped ones (see `recycle`).
+    let mut rows: Vec<u64> = recycle::words_with_capacity(values.len());
     let mut entities: Vec<usize> = Vec::with_capacity(values.len());
-    let mut starts: Vec<u64> = Vec::with_capacity(values.len());
-    let mut ends: Vec<u64> = Vec::with_capacity(values.len());
-    let mut scores: Vec<f64> = Vec::with_capacity(values.len());
+    let mut starts: Vec<u64> = recycle::words_with_capacity(values.len());
+    let mut ends: Vec<u64> = recycle::words_with_capacity(values.len());
+    let mut scores: Vec<f64> = recycle::floats_with_capacity(values.len());
     // Entities of the external recognizer that the detector does not know, numbered after it.
     let mut extra_entities: Vec<String> = Vec::new();
     let mut scratch = detector.scratch();
@@ -277,12 +280,21 @@ fn detect_chunk(
     for &e in &entities {
         entity.append_value(name(e));
     }
+    let words = |words: Vec<u64>| {
+        let len = words.len();
+        UInt64Array::new(
+            ScalarBuffer::new(recycle::words_into_buffer(words), 0, len),
+            None,
+        )
+    };
+    let score_count = scores.len();
+    let scores = ScalarBuffer::new(recycle::floats_into_buffer(scores), 0, score_count);
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from(rows)),
+        Arc::new(words(rows)),
         Arc::new(entity.finish()),
-        Arc::new(UInt64Array::from(starts)),
-        Arc::new(UInt64Array::from(ends)),
-        Arc::new(Float64Array::from(scores)),
+        Arc::new(words(starts)),
+        Arc::new(words(ends)),
+        Arc::new(Float64Array::new(scores, None)),
     ];
     Ok(RecordBatch::try_new(detect_schema(), columns)?)
 }
