@@ -6,9 +6,9 @@
 //! faulted in and zeroed again page by page (about a tenth of a redaction pass from Python).
 //! Buffers of at least [`MIN_KEPT`] bytes are instead put on a shelf when their last array is
 //! dropped, up to a limit (`AMLGUARD_BUFFER_CACHE_MIB`, default [`DEFAULT_LIMIT_MIB`]; 0 turns
-//! it off), and freed once unused for [`KEEP_FOR`]. The shelf holds no values: a buffer is
-//! cleared before it is handed out again, and every byte an array exposes was written by its
-//! operator.
+//! it off), and freed once unused for [`KEEP_FOR`]. A kept buffer still holds the bytes of
+//! the output it served, as freed memory does, but they are never exposed: a buffer is
+//! emptied before it is handed out again, and an array exposes only bytes its operator wrote.
 
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
