@@ -274,7 +274,7 @@ pub fn builtin() -> Vec<Recognizer> {
         ),
         Recognizer::builtin(
             PHONE,
-            r"(?:\+[1-9][0-9]{0,2}[ .-]?(?:\([0-9]{1,4}\)[ .-]?)?|\([0-9]{2,5}\)[ .-]?|(?-u:\b))[0-9]{1,5}(?:[ ./-]?[0-9]{1,8}){0,6}(?-u:\b)",
+            r"(?:(?:\+[1-9][0-9]{0,2}[ .-]?(?:\([0-9]{1,4}\)[ .-]?)?|\([0-9]{2,5}\)[ .-]?)[0-9]{1,5}(?:[ ./-]?[0-9]{1,8}){0,6}|(?-u:\b)[0-9]{1,5}(?:[ ./-]?[0-9]{1,8}){0,5}[ ./-][0-9]{1,8})(?-u:\b)",
             Some(Validator::Phone),
             &[
                 "phone", "call", "tel", "mobile", "cell", "fax", "contact", "whatsapp",
@@ -317,6 +317,43 @@ mod tests {
     fn builtin_entities_match_builtin_recognizers() {
         let names: Vec<String> = builtin().into_iter().map(|r| r.entity).collect();
         assert_eq!(names, builtin_entities());
+    }
+
+    #[test]
+    fn phone_candidates_need_a_country_code_an_area_in_parentheses_or_a_separator() {
+        let phone = builtin().into_iter().find(|r| r.entity == PHONE).unwrap();
+        let regex = super::super::engine::compile_patterns(&[phone.pattern.as_str()]).unwrap();
+        let whole = |text: &str| {
+            regex
+                .find(text)
+                .is_some_and(|m| m.start() == 0 && m.end() == text.len())
+        };
+        for number in [
+            "+14155552671",
+            "+44 20 7946 0018",
+            "+1 (415) 555-2671",
+            "(020) 79460018",
+            "(201) 555-0123",
+            "020 7946 0018",
+            "201.555.0123",
+            "98765 43210",
+            "030/1234567",
+        ] {
+            assert!(whole(number), "{number}");
+        }
+        // A bare digit run is never a phone number to the validator: no candidate, so counts,
+        // order numbers and the pieces of version strings cost no validation.
+        for text in [
+            "869916",
+            "3",
+            "2024",
+            "4155552671",
+            "order 869916 shipped",
+            "in 3 weeks",
+        ] {
+            assert!(regex.find(text).is_none(), "{text}");
+        }
+        assert!(whole("2.15.7"), "dotted numbers stay candidates");
     }
 
     #[test]

@@ -734,8 +734,8 @@ fn phone(text: &str, start: usize, end: usize) -> Option<Accepted> {
 const PHONE_MIN_DIGITS: usize = 8;
 
 fn phone_score(candidate: &str) -> Option<f64> {
-    // A bare digit run (an order number, a count) has no country code and no grouping: reject
-    // it before parsing, as most rejected candidates are such.
+    // A bare digit run has no country code and no grouping: reject it before parsing. (The
+    // pattern gives no such candidate; prefixes cut before a first separator are such.)
     if candidate.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
