@@ -231,10 +231,10 @@ fn detect_chunk(
     };
     // One finding per row is the usual density of free text; vectors grow past it. Output
     // columns reuse the memory of dropped ones (see `recycle`).
-    let mut rows: Vec<u64> = recycle::words_with_capacity(values.len());
+    let mut rows: Vec<u64> = recycle::vec_with_capacity(values.len());
     let mut entities: Vec<usize> = Vec::with_capacity(values.len());
-    let mut starts: Vec<u64> = recycle::words_with_capacity(values.len());
-    let mut ends: Vec<u64> = recycle::words_with_capacity(values.len());
+    let mut starts: Vec<u64> = recycle::vec_with_capacity(values.len());
+    let mut ends: Vec<u64> = recycle::vec_with_capacity(values.len());
     let mut scores: Vec<f64> = recycle::floats_with_capacity(values.len());
     // Entities of the external recognizer that the detector does not know, numbered after it.
     let mut extra_entities: Vec<String> = Vec::new();
@@ -282,10 +282,7 @@ fn detect_chunk(
     }
     let words = |words: Vec<u64>| {
         let len = words.len();
-        UInt64Array::new(
-            ScalarBuffer::new(recycle::words_into_buffer(words), 0, len),
-            None,
-        )
+        UInt64Array::new(ScalarBuffer::new(recycle::into_buffer(words), 0, len), None)
     };
     let score_count = scores.len();
     let scores = ScalarBuffer::new(recycle::floats_into_buffer(scores), 0, score_count);

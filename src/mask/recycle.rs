@@ -15,7 +15,7 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use arrow_buffer::Buffer;
+use arrow_buffer::{ArrowNativeType, Buffer};
 
 /// Smaller buffers come from the allocator's heap, where freed memory stays mapped.
 pub(crate) const MIN_KEPT: usize = 256 * 1024;
@@ -28,7 +28,7 @@ const LIMIT_ENV: &str = "AMLGUARD_BUFFER_CACHE_MIB";
 /// Element types of kept buffers: bytes (string values) and 8-byte words (integer and float
 /// columns), each on its own list since an allocation is freed with the alignment it was made
 /// with.
-pub(crate) trait Kept: Copy + Send + Sync + std::panic::RefUnwindSafe + 'static {
+pub(crate) trait Kept: ArrowNativeType + std::panic::RefUnwindSafe {
     fn list(shelf: &mut Shelf) -> &mut Vec<(Vec<Self>, Instant)>;
 }
 
@@ -109,26 +109,21 @@ impl Shelf {
     }
 
     fn expire(&mut self, now: Instant) {
-        let fresh = |since: &Instant| now.saturating_duration_since(*since) < KEEP_FOR;
-        let mut freed = 0;
-        self.bytes.retain(|(buffer, since)| {
-            freed += if fresh(since) {
-                0
-            } else {
-                size_of_capacity(buffer)
-            };
-            fresh(since)
-        });
-        self.words.retain(|(buffer, since)| {
-            freed += if fresh(since) {
-                0
-            } else {
-                size_of_capacity(buffer)
-            };
-            fresh(since)
-        });
-        self.held -= freed;
+        self.held -= expire_list(&mut self.bytes, now) + expire_list(&mut self.words, now);
     }
+}
+
+/// Free the buffers of `list` unused for [`KEEP_FOR`]; the bytes they held.
+fn expire_list<T>(list: &mut Vec<(Vec<T>, Instant)>, now: Instant) -> usize {
+    let mut freed = 0;
+    list.retain(|(buffer, since)| {
+        let fresh = now.saturating_duration_since(*since) < KEEP_FOR;
+        if !fresh {
+            freed += size_of_capacity(buffer);
+        }
+        fresh
+    });
+    freed
 }
 
 /// Whether a kept buffer may serve a request for `min` elements: one of up to twice `min`
@@ -159,45 +154,42 @@ fn shelf() -> std::sync::MutexGuard<'static, Shelf> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
-/// An empty string with room for at least `min` bytes, reusing a kept buffer when one fits.
-pub(crate) fn string_with_capacity(min: usize) -> String {
-    if !may_be_kept::<u8>(min) {
-        return String::with_capacity(min);
-    }
-    let buffer = shelf().take::<u8>(min, Instant::now());
-    String::from_utf8(buffer).expect("an empty buffer is valid UTF-8")
-}
-
-/// An empty vector of 8-byte words with room for at least `min`, reusing a kept one.
-pub(crate) fn words_with_capacity(min: usize) -> Vec<u64> {
-    if !may_be_kept::<u64>(min) {
+/// An empty vector with room for at least `min` elements, reusing a kept buffer when one fits.
+pub(crate) fn vec_with_capacity<T: Kept>(min: usize) -> Vec<T> {
+    // No lock where no kept buffer could serve.
+    if !may_be_kept::<T>(min) {
         return Vec::with_capacity(min);
     }
-    shelf().take::<u64>(min, Instant::now())
+    shelf().take::<T>(min, Instant::now())
 }
 
-/// [`words_with_capacity`] for floats.
+/// [`vec_with_capacity`] for string values.
+pub(crate) fn string_with_capacity(min: usize) -> String {
+    String::from_utf8(vec_with_capacity(min)).expect("an empty buffer is valid UTF-8")
+}
+
+/// [`vec_with_capacity`] for floats (kept with the 8-byte words).
 pub(crate) fn floats_with_capacity(min: usize) -> Vec<f64> {
-    let mut words = ManuallyDrop::new(words_with_capacity(min));
+    let mut words = ManuallyDrop::new(vec_with_capacity::<u64>(min));
     // SAFETY: an empty vector whose allocation (if any) was made for `u64`, which has the
     // size and alignment of `f64`; `words` is not used or dropped after.
     unsafe { Vec::from_raw_parts(words.as_mut_ptr().cast::<f64>(), 0, words.capacity()) }
 }
 
-/// An Arrow buffer over `bytes` that returns them to the shelf when its last user drops it.
-pub(crate) fn into_buffer(bytes: Vec<u8>) -> Buffer {
-    if bytes.capacity() < MIN_KEPT {
-        return Buffer::from_vec(bytes);
+/// An Arrow buffer over `elements` that returns them to the shelf when its last user drops
+/// it (if they are large enough to be kept).
+pub(crate) fn into_buffer<T: Kept>(elements: Vec<T>) -> Buffer {
+    if size_of_capacity(&elements) < MIN_KEPT {
+        return Buffer::from_vec(elements);
     }
-    owned_buffer(bytes)
-}
-
-/// [`into_buffer`] for 8-byte words.
-pub(crate) fn words_into_buffer(words: Vec<u64>) -> Buffer {
-    if words.capacity().saturating_mul(8) < MIN_KEPT {
-        return Buffer::from_vec(words);
-    }
-    owned_buffer(words)
+    let len = elements.len() * size_of::<T>();
+    let ptr = NonNull::new(elements.as_ptr().cast::<u8>().cast_mut())
+        .expect("a vector's pointer is not null");
+    let owner = Arc::new(Returned(ManuallyDrop::new(elements)));
+    // SAFETY: `ptr` points at `len` initialised bytes of the vector `owner` holds; moving the
+    // vector into `owner` does not move its heap memory, and `owner` lives as long as the
+    // buffer and every slice of it.
+    unsafe { Buffer::from_custom_allocation(ptr, len, owner) }
 }
 
 /// [`into_buffer`] for floats.
@@ -212,18 +204,7 @@ pub(crate) fn floats_into_buffer(floats: Vec<f64>) -> Buffer {
             floats.capacity(),
         )
     };
-    words_into_buffer(words)
-}
-
-fn owned_buffer<T: Kept>(elements: Vec<T>) -> Buffer {
-    let len = elements.len() * size_of::<T>();
-    let ptr = NonNull::new(elements.as_ptr().cast::<u8>().cast_mut())
-        .expect("a vector's pointer is not null");
-    let owner = Arc::new(Returned(ManuallyDrop::new(elements)));
-    // SAFETY: `ptr` points at `len` initialised bytes of the vector `owner` holds; moving the
-    // vector into `owner` does not move its heap memory, and `owner` lives as long as the
-    // buffer and every slice of it.
-    unsafe { Buffer::from_custom_allocation(ptr, len, owner) }
+    into_buffer(words)
 }
 
 /// Owner of a buffer's memory: on drop the vector goes to the shelf instead of the allocator.
@@ -385,10 +366,10 @@ mod tests {
         assert_eq!(column.len(), count);
         drop(column);
         // The floats' memory serves words next.
-        let mut words = words_with_capacity(count);
+        let mut words = vec_with_capacity::<u64>(count);
         assert_eq!(words.as_ptr().cast::<u8>(), pointer);
         words.extend((0..count as u64).rev());
-        let column = UInt64Array::new(ScalarBuffer::new(words_into_buffer(words), 0, count), None);
+        let column = UInt64Array::new(ScalarBuffer::new(into_buffer(words), 0, count), None);
         assert_eq!(column.value(0), count as u64 - 1);
     }
 }
