@@ -9,7 +9,8 @@
 //!   word start) go into one fully compiled, anchored dense DFA. A 64 KiB table gives, per byte
 //!   pair, the look-behind start states under which a match can start there; every other
 //!   position is skipped with one lookup, and an anchored walk at the remaining ones gives the
-//!   match end directly, with no reverse pass. Where the CPU has AVX2, a vector pass over the
+//!   match end directly, with no reverse pass (over a copy of the DFA laid out so that each
+//!   step is one load, `walk.rs`). Where the CPU has AVX2, a vector pass over the
 //!   text (`start_filter.rs`) first rules out most positions 32 at a time, so only its
 //!   survivors get the lookup.
 //! - Patterns that can start almost anywhere but hold a rare inner byte (EMAIL's `@`, IPV6's
@@ -32,6 +33,7 @@ use regex_automata::util::{primitives::StateID, start};
 use regex_automata::{Anchored, Input};
 
 use super::start_filter::StartFilter;
+use super::walk::{WalkStart, WalkTable};
 
 /// Largest dense DFA accepted; beyond it the detector keeps the combined search alone.
 const DENSE_SIZE_LIMIT_BYTES: usize = 16 << 20;
@@ -80,8 +82,8 @@ struct RunThenSuffix {
     /// The ASCII bytes in `C` (bytes from 0x80 on are decided by the regex).
     run_ascii: [bool; 128],
     /// `S`, anchored; its start state does not depend on the byte before.
-    suffix: dense::DFA<Vec<u32>>,
-    suffix_start: StateID,
+    suffix: WalkTable,
+    suffix_start: WalkStart,
 }
 
 impl RunThenSuffix {
@@ -106,6 +108,8 @@ impl RunThenSuffix {
         if (0..=255u8).any(|b| anchored_start(&suffix, Some(b)) != Some(suffix_start)) {
             return None;
         }
+        let (suffix, suffix_start) = WalkTable::new(&suffix, &[suffix_start])?;
+        let suffix_start = suffix_start[0];
         Some(Self {
             run_ascii,
             suffix,
@@ -127,8 +131,7 @@ impl RunThenSuffix {
                 return Err(());
             }
             if start < inner {
-                // SAFETY: `suffix_start` is a start state of `suffix`.
-                let (found, _) = unsafe { walk(&self.suffix, bytes, inner, self.suffix_start) };
+                let (found, _) = self.suffix.walk(bytes, inner, self.suffix_start);
                 if let Some((_, end)) = found {
                     return Ok(Some((start, end)));
                 }
@@ -140,11 +143,11 @@ impl RunThenSuffix {
 }
 
 pub(crate) struct CandidateFinder {
-    dense: dense::DFA<Vec<u32>>,
+    dense: WalkTable,
     /// Global pattern index of each dense pattern.
     dense_patterns: Vec<usize>,
     /// The anchored start states, one per distinct look-behind.
-    starts: Vec<StateID>,
+    starts: Vec<WalkStart>,
     /// Index into `starts` for each look-behind byte.
     start_of: [u8; 256],
     /// `1 << start_of[byte]`.
@@ -257,6 +260,7 @@ impl CandidateFinder {
             set
         };
         let start_filter = StartFilter::new(&start_of, &pair_alive, thirds, &needles);
+        let (dense, starts) = WalkTable::new(&dense, &starts)?;
         Some(Self {
             dense,
             dense_patterns,
@@ -291,12 +295,12 @@ impl CandidateFinder {
                 let Some(start) = self.may_start(bytes, at) else {
                     return false;
                 };
-                let (mut state, mut matched) = (self.starts[usize::from(start)], false);
+                let (mut state, mut matched) = (self.starts[usize::from(start)].state(), false);
                 for &byte in bytes[at..].iter().take(3) {
-                    matched |= self.dense.is_match_state(state);
+                    matched |= self.dense.is_match(state);
                     state = self.dense.next_state(state, byte);
                 }
-                matched || !self.dense.is_dead_state(state)
+                matched || !self.dense.is_dead(state)
             })
             .collect();
         Some((by_filter, exact))
@@ -474,8 +478,7 @@ impl CandidateFinder {
         budget: &mut usize,
     ) -> Result<Option<Candidate>, OverBudget> {
         let state = self.starts[usize::from(start)];
-        // SAFETY: `starts` holds start states of `dense` only.
-        let (found, walked) = unsafe { walk(&self.dense, bytes, at, state) };
+        let (found, walked) = self.dense.walk(bytes, at, state);
         // Charged after the walk: one walk is at most the text's length, so the total stays
         // linear.
         *budget = budget.checked_sub(walked).ok_or(OverBudget)?;
@@ -524,48 +527,4 @@ fn anchored_start(dfa: &dense::DFA<Vec<u32>>, look_behind: Option<u8>) -> Option
             .look_behind(look_behind),
     )
     .ok()
-}
-
-/// The anchored leftmost-first match at `start` of `dfa`, walking from its start state `state`:
-/// ((pattern, end), bytes walked). Matches show one byte late, as in any regex-automata DFA; the
-/// walk stops at the dead state and keeps the last match seen. There are no quit states: none
-/// are configured, and the built-ins use ASCII word boundaries only.
-///
-/// # Safety
-/// `state` must be a state of `dfa` (from [`anchored_start`] on the same DFA): transitions are
-/// followed without bounds checks, which sat on every byte of every walk.
-unsafe fn walk(
-    dfa: &dense::DFA<Vec<u32>>,
-    bytes: &[u8],
-    start: usize,
-    mut state: StateID,
-) -> (Option<(usize, usize)>, usize) {
-    // The last match state seen and where: its pattern is looked up once, at the end (a digit
-    // run passes through a match state at nearly every byte).
-    let mut found: Option<(StateID, usize)> = None;
-    let rest = &bytes[start..];
-    let mut walked = rest.len();
-    let mut dead = false;
-    for (offset, &byte) in rest.iter().enumerate() {
-        // SAFETY: `state` is the caller's state of this DFA or one a transition of it returned,
-        // and a valid DFA's transitions lead to valid states.
-        state = unsafe { dfa.next_state_unchecked(state, byte) };
-        if dfa.is_special_state(state) {
-            if dfa.is_dead_state(state) {
-                (walked, dead) = (offset + 1, true);
-                break;
-            }
-            if dfa.is_match_state(state) {
-                found = Some((state, start + offset));
-            }
-        }
-    }
-    if !dead {
-        state = dfa.next_eoi_state(state);
-        if dfa.is_match_state(state) {
-            found = Some((state, bytes.len()));
-        }
-    }
-    let found = found.map(|(state, end)| (dfa.match_pattern(state, 0).as_usize(), end));
-    (found, walked)
 }

@@ -34,6 +34,7 @@ pub mod redact;
 pub mod scan;
 mod start_filter;
 pub mod validators;
+mod walk;
 
 pub use engine::{Detector, Finding, Scratch};
 pub use recognizers::Recognizer;
