@@ -470,6 +470,9 @@ impl CandidateFinder {
     }
 
     /// The dense candidate starting at `at` under the look-behind start state `start`.
+    /// Inlined: out of line, its result came back through memory, written field by field and
+    /// read back wider, and that load waited for the stores.
+    #[inline(always)]
     fn walk_from(
         &self,
         bytes: &[u8],
