@@ -65,31 +65,38 @@ fn validate_offsets_and_utf8<O: OffsetSizeTrait>(array: &GenericStringArray<O>) 
     let offsets = array.value_offsets();
     let values = array.value_data();
     let bad = |message: &str| Err(Error::invalid_data(None, message.to_owned()));
-    let mut previous = 0usize;
-    for (i, offset) in offsets.iter().enumerate() {
-        let Some(offset) = offset.to_usize().filter(|o| *o <= values.len()) else {
-            return bad("an offset points outside the values buffer");
-        };
-        if i > 0 && offset < previous {
-            return bad("offsets decrease");
-        }
-        previous = offset;
-    }
     let (Some(first), Some(last)) = (offsets.first(), offsets.last()) else {
         return Ok(());
     };
-    let (first, last) = (first.as_usize(), last.as_usize());
-    let text = std::str::from_utf8(&values[first..last]).map_err(|err| {
-        Error::invalid_data(
+    let (Some(first), Some(last)) = (first.to_usize(), last.to_usize()) else {
+        return bad("an offset is negative");
+    };
+    if first > last || last > values.len() {
+        return bad("an offset points outside the values buffer");
+    }
+    // One pass over the offsets. A character boundary is the end of the checked bytes or a
+    // byte that is not a UTF-8 continuation byte, which can be told before the bytes are
+    // known to be UTF-8.
+    let mut previous = first;
+    for offset in offsets.iter() {
+        let offset = offset.to_usize().unwrap_or(usize::MAX);
+        if offset < previous || offset > last {
+            return bad("offsets decrease or point outside the values buffer");
+        }
+        if offset < last && (values[offset] as i8) < -64 {
+            return bad("an offset splits a character");
+        }
+        previous = offset;
+    }
+    let checked = &values[first..last];
+    // The vector check first (most columns are valid); the standard one only to say where
+    // the first invalid byte is.
+    if simdutf8::basic::from_utf8(checked).is_err() {
+        let valid_up_to = std::str::from_utf8(checked).map_or_else(|e| e.valid_up_to(), |_| 0);
+        return Err(Error::invalid_data(
             None,
-            format!("invalid UTF-8 at byte {}", first + err.valid_up_to()),
-        )
-    })?;
-    if offsets
-        .iter()
-        .any(|offset| !text.is_char_boundary(offset.as_usize() - first))
-    {
-        return bad("an offset splits a character");
+            format!("invalid UTF-8 at byte {}", first + valid_up_to),
+        ));
     }
     Ok(())
 }
@@ -358,5 +365,25 @@ mod tests {
         // SAFETY: as above.
         let split = unsafe { StringArray::new_unchecked(offsets, values, None) };
         assert!(message(upper(&split)).contains("splits a character"));
+    }
+
+    #[test]
+    fn malformed_offsets_are_a_typed_error() {
+        let values = Buffer::from_vec(b"abcdef".to_vec());
+        let cases: [(&[i32], &str); 3] = [
+            (&[0, 4, 2, 6], "offsets decrease or point outside"),
+            (&[0, -1, 6], "offsets decrease or point outside"),
+            (&[0, 7, 6], "offsets decrease or point outside"),
+        ];
+        for (raw, expected) in cases {
+            // SAFETY: deliberately invalid, to check that it is refused.
+            let array = unsafe {
+                let offsets = OffsetBuffer::new_unchecked(ScalarBuffer::from(raw.to_vec()));
+                StringArray::new_unchecked(offsets, values.clone(), None)
+            };
+            let err = map_strings(&array, |_, _, _| Ok(())).unwrap_err();
+            assert!(matches!(err, Error::InvalidData { .. }), "{err}");
+            assert!(err.to_string().contains(expected), "{raw:?}: {err}");
+        }
     }
 }
