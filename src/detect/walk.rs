@@ -59,6 +59,11 @@ impl WalkTable {
                 representatives.push(byte);
             }
         }
+        // Classes are numbered in byte order, so that finds one byte of each; the walk's
+        // unchecked loads rely on every byte's class having a column, so it is checked.
+        if (0..=255u8).any(|byte| usize::from(byte_classes.get(byte)) >= representatives.len()) {
+            return None;
+        }
 
         // Every state reachable from `starts`, breadth first. (A dense DFA's state id is its
         // index shifted by `stride2`, and its dead state is the first.)
@@ -169,6 +174,11 @@ impl WalkTable {
     ) -> (Option<(usize, usize)>, usize) {
         // A `usize` all along: a 32-bit state would be widened again on every step, on the chain.
         let mut state = start_state.0 as usize;
+        // Once per walk, so that a start of another table cannot lead the loads astray.
+        assert!(
+            state < self.pattern.len(),
+            "a start state of another walk table"
+        );
         // The last match state seen and after how many bytes: its pattern is looked up once,
         // at the end (a digit run passes through a match state at nearly every byte).
         let (mut matched, mut matched_after) = (0usize, 0usize);
@@ -179,8 +189,8 @@ impl WalkTable {
         let next = self.next.as_ptr();
         for (offset, &byte) in rest.iter().enumerate() {
             // SAFETY: a column start plus a state is inside `next`: columns start at multiples
-            // of the number of states below `next.len()`, and `state` is a state (a start
-            // made by `new` for this table, or an entry, which `new` fills with states only).
+            // of the number of states below `next.len()`, and `state` is a state (the start,
+            // checked above, or an entry, which `new` fills with states only).
             // The column pointer is made from the byte alone, so that the load is the only
             // step that waits for the previous state.
             state = unsafe {
@@ -311,5 +321,17 @@ mod tests {
         assert_eq!(table.walk(b"12345", 0, starts[0]).0, Some((0, 4)));
         assert_eq!(table.walk(b"12", 0, starts[0]).0, Some((0, 2)));
         assert_eq!(table.walk(b"1x", 0, starts[0]), (None, 2));
+    }
+
+    #[test]
+    #[should_panic(expected = "a start state of another walk table")]
+    fn a_start_of_another_table_is_refused() {
+        let small = anchored_dfa(&["ab"]);
+        let (small, _) = WalkTable::new(&small, &[start_state(&small, None)]).unwrap();
+        // Forty match states come before this table's start state.
+        let large = anchored_dfa(&["[0-9]{1,40}"]);
+        let (_, large_starts) = WalkTable::new(&large, &[start_state(&large, None)]).unwrap();
+        assert!(large_starts[0].state() as usize >= small.pattern.len());
+        small.walk(b"ab", 0, large_starts[0]);
     }
 }
