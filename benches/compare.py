@@ -1,6 +1,6 @@
 """amlguard against what a user does today, measured in one run on the same data.
 
-Usage:  python benches/compare.py [--rows 1000000] [--skip-rss]
+Usage:  python benches/compare.py [--rows 1000000] [--skip-rss] [--skip-detect]
 
 Prints rows/s, MB/s and the ratio to amlguard for:
   * keyed HMAC-SHA256 of e-mail addresses: amlguard `hash` vs polars `map_elements` with Python
@@ -8,7 +8,10 @@ Prints rows/s, MB/s and the ratio to amlguard for:
   * partial mask (keep the last 4 characters): amlguard `mask` vs the best polars expression
     (slice + pad) and pyarrow.compute (slice + pad);
   * the whole 14-column demo policy on the synthetic table, in memory;
-  * `mask_parquet` peak RSS with a 10-column policy on 1M and 5M rows (separate processes).
+  * `mask_parquet` peak RSS with a 10-column policy on 1M and 5M rows (separate processes);
+  * PII detection and in-text redaction against Microsoft Presidio, MaskOps and polars / pyarrow
+    regex chains, with precision, recall and F1 per entity on the labelled notes side by side
+    (`benches/compare_detect.py`, run in its own process; it can also be run alone).
 Every figure is the best of three runs on this machine.
 """
 
@@ -229,6 +232,12 @@ def bench_rss(keyring: ag.LocalKeyring, sizes: list[int]) -> None:
             )
 
 
+def bench_detection(rows: int) -> None:
+    script = Path(__file__).with_name("compare_detect.py")
+    print(f"\n== PII detection and redaction ({script.name} --rows {rows})", flush=True)
+    subprocess.run([sys.executable, str(script), "--rows", str(rows)], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,6 +245,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-rss", action="store_true")
     parser.add_argument("--only-rss", action="store_true")
+    parser.add_argument("--skip-detect", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as ring_dir:
         keyring = ag.LocalKeyring(ring_dir)
@@ -253,6 +263,8 @@ def main() -> None:
             del table
         if not args.skip_rss:
             bench_rss(keyring, [args.rows, 5 * args.rows])
+    if not (args.only_rss or args.skip_detect):
+        bench_detection(args.rows)
 
 
 if __name__ == "__main__":
