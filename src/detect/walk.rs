@@ -157,7 +157,6 @@ impl WalkTable {
         state == 0
     }
 
-    #[cfg(test)]
     pub(crate) fn is_match(&self, state: u32) -> bool {
         state != 0 && state <= self.last_special
     }
@@ -206,9 +205,9 @@ impl WalkTable {
             }
         }
         if !dead {
-            let end_of_text = self.next[self.end_of_text + state] as usize;
-            if end_of_text != 0 && end_of_text <= last_special {
-                (matched, matched_after) = (end_of_text, rest.len());
+            let end_of_text = self.next[self.end_of_text + state];
+            if self.is_match(end_of_text) {
+                (matched, matched_after) = (end_of_text as usize, rest.len());
             }
         }
         let found = (matched != 0).then(|| (self.pattern[matched] as usize, start + matched_after));
